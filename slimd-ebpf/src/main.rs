@@ -1,0 +1,679 @@
+//! slimd's kernel programs.
+//!
+//! They record what processes in tagged cgroups do — file opens and existence
+//! checks, execs, forks and exits, working-directory changes, and socket
+//! connect/bind/listen — and nothing for anyone else. Paths are copied from
+//! user memory at `sys_exit_*`, from pointers saved at `sys_enter_*`, because
+//! a read at entry can fail on a page that is not faulted in yet.
+//!
+//! Layout of the records and maps: `slimd-common`. Which syscall number is
+//! which syscall: the `SYSCALLS` table, filled by userspace for the host
+//! architecture, so this object is architecture-neutral.
+#![no_std]
+#![no_main]
+
+use core::{ffi::c_void, mem::size_of, ptr};
+
+use aya_ebpf::{
+    EbpfContext,
+    helpers::{
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_ktime_get_ns,
+        generated::{bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str},
+    },
+    macros::{map, tracepoint},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::TracePointContext,
+};
+use slimd_common::{
+    AT_FDCWD, Config, EVENT_ARGV_TRUNCATED, EVENT_GROUP_DEAD, EVENT_READ_FAILED,
+    EVENT_TRUNCATED, EventHeader, EventKind, MAX_ARGS, MAX_ARGV, MAX_PATH, MAX_SOCKADDR,
+    MAX_SYSCALL_NR, PATH_READ, Pending, SCRATCH_SIZE, SYSCALL_WORDS, SessionStats, Syscall,
+    SyscallSet, TagFilter, TagInfo,
+};
+
+/// Set by userspace at load time (`EbpfLoader::set_global`).
+#[unsafe(no_mangle)]
+static CONFIG: Config = Config {
+    tag_levels: 1 << 2,
+    fork_parent_pid: 0,
+    fork_child_pid: 0,
+    exec_filename: 0,
+    exec_pid: 0,
+    exec_old_pid: 0,
+    exit_group_dead: 0,
+    dir_open_flags: 0,
+};
+
+/// Tagged cgroup id -> session.
+#[map]
+static TAGS: HashMap<u64, TagInfo> = HashMap::with_max_entries(4096, 0);
+
+/// Cheap pre-check before `TAGS` (see `TagFilter`).
+#[map]
+static TAG_FILTER: Array<TagFilter> = Array::with_max_entries(1, 0);
+
+/// Syscall number -> `Syscall` id (0: not traced).
+#[map]
+static SYSCALLS: Array<u8> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
+
+/// Arguments saved at entry, keyed by pid_tgid. LRU so a task that never
+/// returns cannot fill it.
+#[map]
+static PENDING: LruHashMap<u64, Pending> = LruHashMap::with_max_entries(16384, 0);
+
+/// Where a record is assembled before it is copied to the ring buffer.
+#[map]
+static SCRATCH: PerCpuArray<[u8; SCRATCH_SIZE]> = PerCpuArray::with_max_entries(1, 0);
+
+/// Records for userspace. Size set by userspace at load.
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Per-session counters: records, dedup drops, ring-buffer losses.
+#[map]
+static STATS: PerCpuHashMap<u64, SessionStats> = PerCpuHashMap::with_max_entries(4096, 0);
+
+/// Hashes of (session, kind, process, path, result, ...) already reported.
+#[map]
+static DEDUP: LruHashMap<u64, u8> = LruHashMap::with_max_entries(65536, 0);
+
+/// Per-process generation of name-resolution context (cwd, directory fds):
+/// part of the dedup key of relative paths.
+#[map]
+static GENERATION: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0);
+
+/// Per-session set of syscall numbers made (for seccomp profiles).
+#[map]
+static SYSCALL_SETS: PerCpuHashMap<u64, SyscallSet> = PerCpuHashMap::with_max_entries(4096, 0);
+
+const HDR: usize = size_of::<EventHeader>();
+
+#[inline(always)]
+fn config() -> Config {
+    // SAFETY: a plain read of a global the loader may have rewritten.
+    unsafe { ptr::read_volatile(&CONFIG) }
+}
+
+/// The session of the current task, if one of its ancestor cgroups is tagged.
+#[inline(always)]
+fn current_session() -> Option<u64> {
+    let levels = config().tag_levels;
+    let filter = TAG_FILTER.get_ptr(0)?;
+    let mut level = 1;
+    while level < 16 {
+        if levels & (1 << level) != 0 {
+            // SAFETY: helper call with a plain integer argument.
+            let id = unsafe { bpf_get_current_ancestor_cgroup_id(level) };
+            if id != 0 {
+                let bit = TagFilter::bit(id);
+                // SAFETY: the array value lives as long as the map; bit < TAG_FILTER_BITS.
+                let word = unsafe { (*filter).words[(bit / 64) as usize & 63] };
+                if (word >> (bit % 64)) & 1 != 0 {
+                    // SAFETY: value copied out at once.
+                    if let Some(info) = unsafe { TAGS.get(&id) } {
+                        return Some(info.session);
+                    }
+                }
+            }
+        }
+        level += 1;
+    }
+    None
+}
+
+#[inline(always)]
+fn ctx_u64(ctx: &TracePointContext, off: usize) -> u64 {
+    // SAFETY: tracepoint records are readable directly by offset; the
+    // verifier checks the offset against the record.
+    unsafe { ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const u64) }
+}
+
+#[inline(always)]
+fn ctx_u32(ctx: &TracePointContext, off: usize) -> u32 {
+    // SAFETY: as above.
+    unsafe { ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const u32) }
+}
+
+/// The `n`th syscall argument of a `syscalls:sys_enter_*` record.
+#[inline(always)]
+fn arg(ctx: &TracePointContext, n: usize) -> u64 {
+    ctx_u64(ctx, 16 + 8 * n)
+}
+
+#[inline(always)]
+fn stats(session: u64) -> Option<&'static mut SessionStats> {
+    // SAFETY: per-CPU value, only this CPU writes it while we run.
+    STATS.get_ptr_mut(&session).map(|p| unsafe { &mut *p })
+}
+
+/// Mixes one word into a 64-bit hash.
+#[inline(always)]
+fn mix(h: u64, w: u64) -> u64 {
+    let h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 29)
+}
+
+/// Hash of `len` bytes at `buf` (8-aligned), masking the tail of the last word.
+#[inline(always)]
+fn hash_bytes(mut h: u64, buf: *const u8, len: usize) -> u64 {
+    let words = (len + 7) / 8;
+    let mut i = 0usize;
+    while i < (MAX_PATH / 8) + 1 {
+        if i >= words {
+            break;
+        }
+        // SAFETY: buf has at least PATH_AREA bytes, i*8 < PATH_AREA.
+        let mut w = unsafe { ptr::read_volatile(buf.add(i * 8) as *const u64) };
+        let rem = len - i * 8;
+        if rem < 8 {
+            w &= (1u64 << (rem * 8)) - 1;
+        }
+        h = mix(h, w);
+        i += 1;
+    }
+    mix(h, len as u64)
+}
+
+/// True when this exact event was already reported for its session.
+#[inline(always)]
+fn is_repeat(key: u64) -> bool {
+    // SAFETY: only tests presence.
+    if unsafe { DEDUP.get(&key) }.is_some() {
+        return true;
+    }
+    let _ = DEDUP.insert(&key, &1u8, 0);
+    false
+}
+
+#[inline(always)]
+fn generation(tgid: u32) -> u64 {
+    // SAFETY: value copied out at once.
+    unsafe { GENERATION.get(&tgid) }.copied().unwrap_or(0)
+}
+
+#[inline(always)]
+fn bump_generation(tgid: u32) {
+    let next = generation(tgid).wrapping_add(1);
+    let _ = GENERATION.insert(&tgid, &next, 0);
+}
+
+#[inline(always)]
+fn scratch() -> Option<*mut u8> {
+    SCRATCH.get_ptr_mut(0).map(|p| p as *mut u8)
+}
+
+/// Fills the common header fields in the scratch buffer.
+#[inline(always)]
+fn header(buf: *mut u8, session: u64, kind: EventKind, syscall: u8) -> &'static mut EventHeader {
+    // SAFETY: the scratch value starts with room for a header, 8-aligned.
+    let h = unsafe { &mut *(buf as *mut EventHeader) };
+    let id = bpf_get_current_pid_tgid();
+    h.ts_ns = unsafe { bpf_ktime_get_ns() };
+    h.tag = session;
+    h.ret = 0;
+    h.arg0 = 0;
+    h.arg1 = 0;
+    h.arg2 = 0;
+    h.pid = id as u32;
+    h.tgid = (id >> 32) as u32;
+    h.ppid = 0;
+    h.kind = kind as u16;
+    h.syscall = syscall as u16;
+    h.flags = 0;
+    h.path_len = 0;
+    h.aux_len = 0;
+    h._pad = 0;
+    h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    h
+}
+
+/// Copies a user string into the path area; returns its length without NUL.
+#[inline(always)]
+fn read_user_path(buf: *mut u8, h: &mut EventHeader, src: u64) -> usize {
+    // SAFETY: destination is the path area of the scratch buffer, PATH_READ bytes.
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            buf.add(HDR) as *mut c_void,
+            PATH_READ as u32,
+            src as *const c_void,
+        )
+    };
+    if n <= 0 {
+        h.flags |= EVENT_READ_FAILED;
+        return 0;
+    }
+    let mut len = (n as usize) - 1;
+    if len > MAX_PATH {
+        len = MAX_PATH;
+    }
+    if n as usize >= PATH_READ {
+        h.flags |= EVENT_TRUNCATED;
+    }
+    h.path_len = len as u32;
+    len
+}
+
+/// Sends `HDR + path_len + aux_len` bytes of the scratch buffer.
+#[inline(always)]
+fn submit(buf: *mut u8, session: u64) {
+    // SAFETY: header was filled by `header`.
+    let h = unsafe { &*(buf as *const EventHeader) };
+    let total = HDR + h.path_len as usize + h.aux_len as usize;
+    if total > SCRATCH_SIZE {
+        return;
+    }
+    // SAFETY: total <= SCRATCH_SIZE bytes of the scratch value.
+    let bytes = unsafe { core::slice::from_raw_parts(buf as *const u8, total) };
+    let st = stats(session);
+    match EVENTS.output::<[u8]>(bytes, 0) {
+        Ok(()) => {
+            if let Some(st) = st {
+                st.records += 1;
+            }
+        }
+        Err(_) => {
+            if let Some(st) = st {
+                st.lost += 1;
+            }
+        }
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    let _ = try_sys_enter(&ctx);
+    0
+}
+
+fn try_sys_enter(ctx: &TracePointContext) -> Option<()> {
+    let session = current_session()?;
+    let nr = ctx_u32(ctx, 8);
+    if nr >= MAX_SYSCALL_NR {
+        return None;
+    }
+    let id = *SYSCALLS.get(nr)?;
+    let sc = Syscall::from_u8(id)?;
+    let mut p = Pending {
+        tag: session,
+        ptr: 0,
+        ptr2: 0,
+        dfd: AT_FDCWD,
+        flags: 0,
+        mode: 0,
+        len: 0,
+        syscall: id,
+        _pad: [0; 7],
+    };
+    match sc {
+        Syscall::Open => {
+            p.ptr = arg(ctx, 0);
+            p.flags = arg(ctx, 1);
+            p.mode = arg(ctx, 2);
+        }
+        Syscall::Openat => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.ptr = arg(ctx, 1);
+            p.flags = arg(ctx, 2);
+            p.mode = arg(ctx, 3);
+        }
+        Syscall::Openat2 => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.ptr = arg(ctx, 1);
+            p.ptr2 = arg(ctx, 2);
+        }
+        Syscall::Creat => {
+            p.ptr = arg(ctx, 0);
+            p.mode = arg(ctx, 1);
+            // O_CREAT|O_WRONLY|O_TRUNC, as the kernel treats creat().
+            p.flags = 0o1101;
+        }
+        Syscall::Stat | Syscall::Access | Syscall::Readlink | Syscall::Chdir => {
+            p.ptr = arg(ctx, 0);
+            p.flags = arg(ctx, 1);
+        }
+        Syscall::Lstat => {
+            p.ptr = arg(ctx, 0);
+            // AT_SYMLINK_NOFOLLOW
+            p.flags = 0x100;
+        }
+        Syscall::Newfstatat => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.ptr = arg(ctx, 1);
+            p.flags = arg(ctx, 3);
+        }
+        Syscall::Statx | Syscall::Readlinkat => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.ptr = arg(ctx, 1);
+            p.flags = arg(ctx, 2);
+        }
+        Syscall::Faccessat | Syscall::Faccessat2 => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.ptr = arg(ctx, 1);
+            p.mode = arg(ctx, 2);
+            if sc == Syscall::Faccessat2 {
+                p.flags = arg(ctx, 3);
+            }
+        }
+        Syscall::Fchdir => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+        }
+        Syscall::Execve => {
+            p.ptr = arg(ctx, 0);
+            p.ptr2 = arg(ctx, 1);
+            exec_args(session, id, &p);
+        }
+        Syscall::Execveat => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.ptr = arg(ctx, 1);
+            p.ptr2 = arg(ctx, 2);
+            p.flags = arg(ctx, 4);
+            exec_args(session, id, &p);
+        }
+        Syscall::Connect | Syscall::Bind => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.ptr = arg(ctx, 1);
+            p.len = arg(ctx, 2);
+        }
+        Syscall::Listen => {
+            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.mode = arg(ctx, 1);
+        }
+    }
+    let key = bpf_get_current_pid_tgid();
+    if PENDING.insert(&key, &p, 0).is_err() {
+        if let Some(st) = stats(session) {
+            st.pending_full += 1;
+        }
+    }
+    Some(())
+}
+
+/// Reports an exec's requested path and argv at entry: after a successful
+/// exec the old address space is gone, so this cannot wait for the exit.
+#[inline(always)]
+fn exec_args(session: u64, syscall: u8, p: &Pending) {
+    let Some(buf) = scratch() else { return };
+    let h = header(buf, session, EventKind::ExecArgs, syscall);
+    h.arg0 = p.dfd;
+    h.arg1 = p.flags;
+    let path_len = read_user_path(buf, h, p.ptr);
+    if path_len > MAX_PATH {
+        return;
+    }
+    let mut off = 0usize;
+    let mut i = 0usize;
+    let argv = p.ptr2;
+    while i < MAX_ARGS {
+        let mut argp: u64 = 0;
+        // SAFETY: reads one pointer of the user's argv array.
+        let r = unsafe {
+            bpf_probe_read_user(
+                &mut argp as *mut u64 as *mut c_void,
+                8,
+                (argv + (i as u64) * 8) as *const c_void,
+            )
+        };
+        if r != 0 || argp == 0 {
+            break;
+        }
+        if off >= MAX_ARGV {
+            h.flags |= EVENT_ARGV_TRUNCATED;
+            break;
+        }
+        let o = off & (MAX_ARGV - 1);
+        // SAFETY: destination HDR + path_len + o + MAX_ARGV <= SCRATCH_SIZE.
+        let n = unsafe {
+            bpf_probe_read_user_str(
+                buf.add(HDR + path_len + o) as *mut c_void,
+                MAX_ARGV as u32,
+                argp as *const c_void,
+            )
+        };
+        if n <= 0 {
+            break;
+        }
+        off = o + n as usize;
+        i += 1;
+    }
+    if i == MAX_ARGS {
+        h.flags |= EVENT_ARGV_TRUNCATED;
+    }
+    if off > 2 * MAX_ARGV {
+        off = 2 * MAX_ARGV;
+    }
+    h.aux_len = off as u32;
+    submit(buf, session);
+}
+
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    let _ = try_sys_exit(&ctx);
+    0
+}
+
+fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
+    let key = bpf_get_current_pid_tgid();
+    // SAFETY: copied out before the entry is removed.
+    let p = unsafe { PENDING.get(&key) }.copied()?;
+    let _ = PENDING.remove(&key);
+    let ret = ctx_u64(ctx, 16) as i64;
+    let sc = Syscall::from_u8(p.syscall)?;
+    let session = p.tag;
+    let tgid = (key >> 32) as u32;
+    let buf = scratch()?;
+
+    let kind = match sc {
+        Syscall::Open | Syscall::Openat | Syscall::Openat2 | Syscall::Creat => EventKind::Open,
+        Syscall::Stat | Syscall::Lstat | Syscall::Newfstatat | Syscall::Statx => EventKind::Stat,
+        Syscall::Access | Syscall::Faccessat | Syscall::Faccessat2 => EventKind::Access,
+        Syscall::Readlink | Syscall::Readlinkat => EventKind::Readlink,
+        Syscall::Chdir => EventKind::Chdir,
+        Syscall::Fchdir => EventKind::Fchdir,
+        Syscall::Execve | Syscall::Execveat => {
+            if ret >= 0 {
+                // Success is reported by sched_process_exec.
+                return None;
+            }
+            EventKind::ExecFailed
+        }
+        Syscall::Connect => EventKind::Connect,
+        Syscall::Bind => EventKind::Bind,
+        Syscall::Listen => EventKind::Listen,
+    };
+    let h = header(buf, session, kind, p.syscall);
+    h.ret = ret;
+    h.arg0 = p.dfd;
+    h.arg1 = p.flags;
+    h.arg2 = p.mode;
+
+    let mut dedup = mix(mix(mix(session, kind as u64), tgid as u64), ret as u64);
+    match kind {
+        EventKind::Open
+        | EventKind::Stat
+        | EventKind::Access
+        | EventKind::Readlink
+        | EventKind::Chdir => {
+            if sc == Syscall::Openat2 {
+                let mut how = [0u64; 2];
+                // SAFETY: reads struct open_how { u64 flags; u64 mode; ... }.
+                unsafe {
+                    bpf_probe_read_user(how.as_mut_ptr() as *mut c_void, 16, p.ptr2 as *const c_void)
+                };
+                h.arg1 = how[0];
+                h.arg2 = how[1];
+            }
+            let len = read_user_path(buf, h, p.ptr);
+            if len == 0 && h.flags & EVENT_READ_FAILED == 0 {
+                // An empty path with AT_EMPTY_PATH is an fstat of an open fd:
+                // it names no file we do not already know.
+                if kind != EventKind::Open {
+                    return None;
+                }
+            }
+            if len > MAX_PATH {
+                return None;
+            }
+            // SAFETY: path bytes are inside the scratch buffer.
+            let first = unsafe { *buf.add(HDR) };
+            dedup = hash_bytes(mix(dedup, h.flags as u64), unsafe { buf.add(HDR) }, len);
+            if kind == EventKind::Open {
+                dedup = mix(dedup, h.arg1);
+            }
+            if first != b'/' {
+                // Relative: depends on the cwd or the dfd's directory.
+                dedup = mix(mix(dedup, p.dfd as u64), generation(tgid));
+            }
+        }
+        EventKind::Fchdir | EventKind::Listen => {
+            dedup = mix(mix(dedup, p.dfd as u64), generation(tgid));
+        }
+        EventKind::Connect | EventKind::Bind => {
+            let mut len = p.len as usize;
+            if len > MAX_SOCKADDR {
+                len = MAX_SOCKADDR;
+            }
+            // SAFETY: MAX_SOCKADDR bytes fit in the aux area.
+            let r = unsafe {
+                bpf_probe_read_user(buf.add(HDR) as *mut c_void, len as u32, p.ptr as *const c_void)
+            };
+            if r != 0 {
+                h.flags |= EVENT_READ_FAILED;
+                len = 0;
+            }
+            h.aux_len = len as u32;
+            dedup = hash_bytes(mix(dedup, p.dfd as u64), unsafe { buf.add(HDR) }, len);
+        }
+        _ => {}
+    }
+    if kind != EventKind::ExecFailed && is_repeat(dedup) {
+        if let Some(st) = stats(session) {
+            st.deduped += 1;
+        }
+        return None;
+    }
+    submit(buf, session);
+
+    // A new cwd or directory fd changes what relative paths mean.
+    let dir_open = kind == EventKind::Open && h.arg1 & config().dir_open_flags as u64 != 0;
+    if ret >= 0 && (kind == EventKind::Chdir || kind == EventKind::Fchdir || dir_open) {
+        bump_generation(tgid);
+    }
+    Some(())
+}
+
+#[tracepoint]
+pub fn sched_fork(ctx: TracePointContext) -> u32 {
+    let _ = try_sched_fork(&ctx);
+    0
+}
+
+fn try_sched_fork(ctx: &TracePointContext) -> Option<()> {
+    let session = current_session()?;
+    let cfg = config();
+    let buf = scratch()?;
+    let h = header(buf, session, EventKind::Fork, 0);
+    h.ppid = ctx_u32(ctx, cfg.fork_parent_pid as usize & 0xff);
+    h.arg0 = ctx_u32(ctx, cfg.fork_child_pid as usize & 0xff) as i32 as i64;
+    submit(buf, session);
+    Some(())
+}
+
+#[tracepoint]
+pub fn sched_exec(ctx: TracePointContext) -> u32 {
+    let _ = try_sched_exec(&ctx);
+    0
+}
+
+fn try_sched_exec(ctx: &TracePointContext) -> Option<()> {
+    let session = current_session()?;
+    let cfg = config();
+    let buf = scratch()?;
+    let h = header(buf, session, EventKind::Exec, 0);
+    h.arg0 = ctx_u32(ctx, cfg.exec_old_pid as usize & 0xff) as i32 as i64;
+    // __data_loc: low 16 bits offset into the record, high 16 bits length.
+    let loc = ctx_u32(ctx, cfg.exec_filename as usize & 0xff);
+    let off = (loc & 0xffff) as usize;
+    // SAFETY: reads the kernel's copy of the filename from the record.
+    let n = unsafe {
+        bpf_probe_read_kernel_str(
+            buf.add(HDR) as *mut c_void,
+            PATH_READ as u32,
+            (ctx.as_ptr() as *const u8).add(off) as *const c_void,
+        )
+    };
+    if n > 0 {
+        let mut len = n as usize - 1;
+        if len > MAX_PATH {
+            len = MAX_PATH;
+            h.flags |= EVENT_TRUNCATED;
+        }
+        h.path_len = len as u32;
+    } else {
+        h.flags |= EVENT_READ_FAILED;
+    }
+    submit(buf, session);
+    Some(())
+}
+
+#[tracepoint]
+pub fn sched_exit(ctx: TracePointContext) -> u32 {
+    let _ = try_sched_exit(&ctx);
+    0
+}
+
+fn try_sched_exit(ctx: &TracePointContext) -> Option<()> {
+    let session = current_session()?;
+    let cfg = config();
+    let id = bpf_get_current_pid_tgid();
+    let (pid, tgid) = (id as u32, (id >> 32) as u32);
+    let group_dead = cfg.exit_group_dead != 0
+        // SAFETY: one byte of the record.
+        && unsafe { *(ctx.as_ptr() as *const u8).add(cfg.exit_group_dead as usize & 0xff) } != 0;
+    if pid != tgid && !group_dead {
+        // A thread that is not the last: nothing userspace needs.
+        return None;
+    }
+    let buf = scratch()?;
+    let h = header(buf, session, EventKind::Exit, 0);
+    if group_dead || cfg.exit_group_dead == 0 {
+        h.flags |= EVENT_GROUP_DEAD;
+        let _ = GENERATION.remove(&tgid);
+    }
+    submit(buf, session);
+    Some(())
+}
+
+/// raw_syscalls:sys_enter — one bit per syscall number per session, in the
+/// kernel only: no ring-buffer traffic.
+#[tracepoint]
+pub fn syscall_seen(ctx: TracePointContext) -> u32 {
+    let _ = try_syscall_seen(&ctx);
+    0
+}
+
+fn try_syscall_seen(ctx: &TracePointContext) -> Option<()> {
+    let session = current_session()?;
+    let nr = ctx_u64(ctx, 8);
+    if nr >= MAX_SYSCALL_NR as u64 {
+        return None;
+    }
+    let set = SYSCALL_SETS.get_ptr_mut(&session)?;
+    let w = (nr / 64) as usize;
+    if w < SYSCALL_WORDS {
+        // SAFETY: per-CPU value, w < SYSCALL_WORDS.
+        unsafe { (*set).words[w] |= 1 << (nr % 64) };
+    }
+    Some(())
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // SAFETY: the code above does not panic; the verifier would reject a loop.
+    unsafe { core::hint::unreachable_unchecked() }
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
