@@ -18,11 +18,11 @@ use aya_ebpf::{
     EbpfContext,
     helpers::{
         bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_ktime_get_ns,
+        bpf_ktime_get_ns, bpf_probe_read_kernel,
         generated::{bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str},
     },
     macros::{map, tracepoint},
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
     programs::TracePointContext,
 };
 use slimd_common::{
@@ -88,6 +88,27 @@ static GENERATION: LruHashMap<u32, u64> = LruHashMap::with_max_entries(16384, 0)
 static SYSCALL_SETS: PerCpuHashMap<u64, SyscallSet> = PerCpuHashMap::with_max_entries(4096, 0);
 
 const HDR: usize = size_of::<EventHeader>();
+/// Most bytes hashed for dedup: a full path (or a sockaddr, which is shorter).
+const HASH_MAX: usize = (MAX_PATH / 8 + 1) * 8;
+
+/// Hand-over from `sys_exit` to `finish` (same CPU, same event).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Finish {
+    prefix: u64,
+    session: u64,
+    tgid: u32,
+    hash_len: u32,
+    dedup: u32,
+    bump_generation: u32,
+}
+
+#[map]
+static FINISH: PerCpuArray<Finish> = PerCpuArray::with_max_entries(1, 0);
+
+/// Index 0: the `finish` program.
+#[map]
+static TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn config() -> Config {
@@ -135,6 +156,15 @@ fn ctx_u32(ctx: &TracePointContext, off: usize) -> u32 {
     unsafe { ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const u32) }
 }
 
+/// Reads a field at an offset known only at load time (from the tracefs
+/// format): the verifier allows only constant offsets for direct access.
+#[inline(always)]
+fn ctx_field<T: Copy>(ctx: &TracePointContext, off: u32) -> Option<T> {
+    // SAFETY: reads size_of::<T>() bytes of the tracepoint record.
+    unsafe { bpf_probe_read_kernel((ctx.as_ptr() as *const u8).add(off as usize) as *const T) }
+        .ok()
+}
+
 /// The `n`th syscall argument of a `syscalls:sys_enter_*` record.
 #[inline(always)]
 fn arg(ctx: &TracePointContext, n: usize) -> u64 {
@@ -154,23 +184,26 @@ fn mix(h: u64, w: u64) -> u64 {
     h ^ (h >> 29)
 }
 
-/// Hash of `len` bytes at `buf` (8-aligned), masking the tail of the last word.
+/// Hash of `len` bytes at `buf` (8-aligned, `len` <= HASH_MAX). The loop
+/// body is kept tiny and branch-free: the verifier walks every possible trip
+/// count, and the cost of that walk is trip count x body.
 #[inline(always)]
 fn hash_bytes(mut h: u64, buf: *const u8, len: usize) -> u64 {
-    let words = (len + 7) / 8;
+    let full = len / 8;
     let mut i = 0usize;
-    while i < (MAX_PATH / 8) + 1 {
-        if i >= words {
+    while i < HASH_MAX / 8 {
+        if i >= full {
             break;
         }
-        // SAFETY: buf has at least PATH_AREA bytes, i*8 < PATH_AREA.
-        let mut w = unsafe { ptr::read_volatile(buf.add(i * 8) as *const u64) };
-        let rem = len - i * 8;
-        if rem < 8 {
-            w &= (1u64 << (rem * 8)) - 1;
-        }
-        h = mix(h, w);
+        // SAFETY: i*8 + 8 <= HASH_MAX bytes after buf, inside the scratch value.
+        h = mix(h, unsafe { ptr::read_volatile(buf.add(i * 8) as *const u64) });
         i += 1;
+    }
+    let rem = len % 8;
+    if rem != 0 && full < HASH_MAX / 8 {
+        // SAFETY: as above; bytes past `len` are masked off.
+        let w = unsafe { ptr::read_volatile(buf.add(full * 8) as *const u64) };
+        h = mix(h, w & ((1u64 << (rem * 8)) - 1));
     }
     mix(h, len as u64)
 }
@@ -487,7 +520,9 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
     h.arg1 = p.flags;
     h.arg2 = p.mode;
 
-    let mut dedup = mix(mix(mix(session, kind as u64), tgid as u64), ret as u64);
+    // The dedup key: everything that makes this event different from an
+    // earlier one except the path/sockaddr bytes, which `finish` hashes.
+    let mut prefix = mix(mix(mix(session, kind as u64), tgid as u64), ret as u64);
     match kind {
         EventKind::Open
         | EventKind::Stat
@@ -498,42 +533,37 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
                 let mut how = [0u64; 2];
                 // SAFETY: reads struct open_how { u64 flags; u64 mode; ... }.
                 unsafe {
-                    bpf_probe_read_user(how.as_mut_ptr() as *mut c_void, 16, p.ptr2 as *const c_void)
+                    bpf_probe_read_user(
+                        how.as_mut_ptr() as *mut c_void,
+                        16,
+                        p.ptr2 as *const c_void,
+                    )
                 };
                 h.arg1 = how[0];
                 h.arg2 = how[1];
             }
             let len = read_user_path(buf, h, p.ptr);
-            if len == 0 && h.flags & EVENT_READ_FAILED == 0 {
+            if len == 0 && h.flags & EVENT_READ_FAILED == 0 && kind != EventKind::Open {
                 // An empty path with AT_EMPTY_PATH is an fstat of an open fd:
                 // it names no file we do not already know.
-                if kind != EventKind::Open {
-                    return None;
-                }
-            }
-            if len > MAX_PATH {
                 return None;
             }
-            // SAFETY: path bytes are inside the scratch buffer.
-            let first = unsafe { *buf.add(HDR) };
-            dedup = hash_bytes(mix(dedup, h.flags as u64), unsafe { buf.add(HDR) }, len);
-            if kind == EventKind::Open {
-                dedup = mix(dedup, h.arg1);
-            }
-            if first != b'/' {
+            prefix = mix(mix(prefix, h.flags as u64), h.arg1);
+            // SAFETY: the first path byte is inside the scratch buffer.
+            if unsafe { *buf.add(HDR) } != b'/' {
                 // Relative: depends on the cwd or the dfd's directory.
-                dedup = mix(mix(dedup, p.dfd as u64), generation(tgid));
+                prefix = mix(mix(prefix, p.dfd as u64), generation(tgid));
             }
         }
         EventKind::Fchdir | EventKind::Listen => {
-            dedup = mix(mix(dedup, p.dfd as u64), generation(tgid));
+            prefix = mix(mix(prefix, p.dfd as u64), generation(tgid));
         }
         EventKind::Connect | EventKind::Bind => {
             let mut len = p.len as usize;
             if len > MAX_SOCKADDR {
                 len = MAX_SOCKADDR;
             }
-            // SAFETY: MAX_SOCKADDR bytes fit in the aux area.
+            // SAFETY: MAX_SOCKADDR bytes fit after the header.
             let r = unsafe {
                 bpf_probe_read_user(buf.add(HDR) as *mut c_void, len as u32, p.ptr as *const c_void)
             };
@@ -542,22 +572,65 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
                 len = 0;
             }
             h.aux_len = len as u32;
-            dedup = hash_bytes(mix(dedup, p.dfd as u64), unsafe { buf.add(HDR) }, len);
+            prefix = mix(prefix, p.dfd as u64);
         }
         _ => {}
     }
-    if kind != EventKind::ExecFailed && is_repeat(dedup) {
-        if let Some(st) = stats(session) {
-            st.deduped += 1;
-        }
-        return None;
-    }
-    submit(buf, session);
 
     // A new cwd or directory fd changes what relative paths mean.
     let dir_open = kind == EventKind::Open && h.arg1 & config().dir_open_flags as u64 != 0;
-    if ret >= 0 && (kind == EventKind::Chdir || kind == EventKind::Fchdir || dir_open) {
+    let bump = ret >= 0 && (kind == EventKind::Chdir || kind == EventKind::Fchdir || dir_open);
+    let f = FINISH.get_ptr_mut(0)?;
+    // SAFETY: per-CPU value; `finish` runs next on this CPU.
+    unsafe {
+        (*f).prefix = prefix;
+        (*f).session = session;
+        (*f).tgid = tgid;
+        (*f).hash_len = h.path_len + h.aux_len;
+        (*f).dedup = (kind != EventKind::ExecFailed) as u32;
+        (*f).bump_generation = bump as u32;
+    }
+    // Hashing a path is a loop of up to 513 words: it lives in its own
+    // program, verified once, instead of once per path through this one.
+    // SAFETY: on success the tail call does not return.
+    unsafe { TAIL.tail_call(ctx, 0) };
+    // The tail call failed (not set up): report without dedup.
+    submit(buf, session);
+    if bump {
         bump_generation(tgid);
+    }
+    Some(())
+}
+
+/// Second half of `sys_exit`, reached by tail call: dedup, submit, and
+/// bump the process's name-resolution generation.
+#[tracepoint]
+pub fn finish(_ctx: TracePointContext) -> u32 {
+    let _ = try_finish();
+    0
+}
+
+fn try_finish() -> Option<()> {
+    // SAFETY: copied out of the per-CPU value at once.
+    let f = unsafe { *FINISH.get_ptr(0)? };
+    let buf = scratch()?;
+    if f.dedup != 0 {
+        let mut len = f.hash_len as usize;
+        if len > HASH_MAX {
+            len = HASH_MAX;
+        }
+        // SAFETY: HASH_MAX bytes after the header are inside the scratch value.
+        let key = hash_bytes(f.prefix, unsafe { buf.add(HDR) }, len);
+        if is_repeat(key) {
+            if let Some(st) = stats(f.session) {
+                st.deduped += 1;
+            }
+            return None;
+        }
+    }
+    submit(buf, f.session);
+    if f.bump_generation != 0 {
+        bump_generation(f.tgid);
     }
     Some(())
 }
@@ -573,8 +646,8 @@ fn try_sched_fork(ctx: &TracePointContext) -> Option<()> {
     let cfg = config();
     let buf = scratch()?;
     let h = header(buf, session, EventKind::Fork, 0);
-    h.ppid = ctx_u32(ctx, cfg.fork_parent_pid as usize & 0xff);
-    h.arg0 = ctx_u32(ctx, cfg.fork_child_pid as usize & 0xff) as i32 as i64;
+    h.ppid = ctx_field::<u32>(ctx, cfg.fork_parent_pid).unwrap_or(0);
+    h.arg0 = ctx_field::<i32>(ctx, cfg.fork_child_pid).unwrap_or(0) as i64;
     submit(buf, session);
     Some(())
 }
@@ -590,9 +663,9 @@ fn try_sched_exec(ctx: &TracePointContext) -> Option<()> {
     let cfg = config();
     let buf = scratch()?;
     let h = header(buf, session, EventKind::Exec, 0);
-    h.arg0 = ctx_u32(ctx, cfg.exec_old_pid as usize & 0xff) as i32 as i64;
+    h.arg0 = ctx_field::<i32>(ctx, cfg.exec_old_pid).unwrap_or(0) as i64;
     // __data_loc: low 16 bits offset into the record, high 16 bits length.
-    let loc = ctx_u32(ctx, cfg.exec_filename as usize & 0xff);
+    let loc = ctx_field::<u32>(ctx, cfg.exec_filename)?;
     let off = (loc & 0xffff) as usize;
     // SAFETY: reads the kernel's copy of the filename from the record.
     let n = unsafe {
@@ -627,9 +700,8 @@ fn try_sched_exit(ctx: &TracePointContext) -> Option<()> {
     let cfg = config();
     let id = bpf_get_current_pid_tgid();
     let (pid, tgid) = (id as u32, (id >> 32) as u32);
-    let group_dead = cfg.exit_group_dead != 0
-        // SAFETY: one byte of the record.
-        && unsafe { *(ctx.as_ptr() as *const u8).add(cfg.exit_group_dead as usize & 0xff) } != 0;
+    let group_dead =
+        cfg.exit_group_dead != 0 && ctx_field::<u8>(ctx, cfg.exit_group_dead).unwrap_or(0) != 0;
     if pid != tgid && !group_dead {
         // A thread that is not the last: nothing userspace needs.
         return None;

@@ -8,6 +8,7 @@
 //! is the socket protocol between the daemon and the `slim` CLI.
 
 pub mod api;
+pub mod cli;
 pub mod engine;
 pub mod image;
 pub mod probe;

@@ -1,1 +1,450 @@
-//! TODO
+//! The tracer: loads slimd's kernel programs, tags and untags session
+//! cgroups, and turns ring-buffer records into typed [`TraceEvent`]s.
+//!
+//! It knows nothing about images or container engines. One [`Tracer`] lives
+//! as long as the daemon; each session calls [`Tracer::start_session`], runs
+//! its container under the returned cgroup, and calls
+//! [`TraceSession::finish`] to collect what is left and its counters.
+
+pub mod cgroup;
+pub mod event;
+mod loader;
+pub mod syscalls;
+pub mod tracefs;
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    io,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuHashMap, PerCpuValues, RingBuf};
+use serde::Serialize;
+use slimd_common::{SessionStats, SyscallSet, TagFilter, TagInfo};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    sync::{mpsc, oneshot},
+};
+
+pub use cgroup::{CgroupHost, CgroupMode, SessionCgroup};
+pub use event::{EventData, RawPath, SockAddr, TraceEvent};
+pub use loader::TracerOptions;
+
+/// Why the tracer could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TracerError {
+    #[error(
+        "this slimd binary was built without its eBPF object: build it with `cargo xtask build` (after `cargo xtask setup`)"
+    )]
+    NoObject,
+    #[error(
+        "the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): slimd needs Linux >= 5.8 built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    NoBtf,
+    #[error(
+        "not allowed to load eBPF programs ({0}): run slimd as root, or give it CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
+    )]
+    NoPrivilege(String),
+    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed: {0}")]
+    Tracefs(io::Error),
+    #[error("tracepoint format {path}: {msg}")]
+    Format { path: PathBuf, msg: String },
+    #[error("no cgroup2 hierarchy in /proc/self/mountinfo: slimd tags sessions by cgroup v2 id")]
+    NoCgroup2,
+    #[error("cgroup {path}: {source}")]
+    Cgroup {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("loading the eBPF object failed: {0}")]
+    Load(String),
+    #[error("attaching {name} failed: {msg}")]
+    Attach { name: String, msg: String },
+    #[error("eBPF map {name}: {msg}")]
+    Map { name: &'static str, msg: String },
+}
+
+/// Counters of one session, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct TraceStats {
+    /// Records the kernel wrote to the ring buffer.
+    pub records: u64,
+    /// Events dropped in the kernel as exact repeats.
+    pub deduped: u64,
+    /// Records lost because the ring buffer was full.
+    pub lost: u64,
+    /// Syscalls not followed because too many were in flight.
+    pub pending_full: u64,
+    /// Records userspace received for the session.
+    pub received: u64,
+}
+
+/// What a finished session leaves besides its events.
+#[derive(Clone, Debug, Serialize)]
+pub struct TraceSummary {
+    pub stats: TraceStats,
+    /// Syscall numbers the session's processes made.
+    pub syscalls: BTreeSet<u32>,
+}
+
+struct Maps {
+    tags: BpfHashMap<MapData, u64, TagInfo>,
+    filter: Array<MapData, TagFilter>,
+    stats: PerCpuHashMap<MapData, u64, SessionStats>,
+    syscall_sets: PerCpuHashMap<MapData, u64, SyscallSet>,
+}
+
+struct Shared {
+    maps: Mutex<Maps>,
+    subscribers: Mutex<HashMap<u64, Subscriber>>,
+    decode_errors: AtomicU64,
+    nr_cpus: usize,
+}
+
+struct Subscriber {
+    tx: mpsc::UnboundedSender<TraceEvent>,
+    received: u64,
+}
+
+/// The loaded kernel programs and their reader. Cheap to clone.
+#[derive(Clone)]
+pub struct Tracer {
+    shared: Arc<Shared>,
+    flush_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    info: Arc<TracerInfo>,
+    // Programs and their links stay attached while this lives.
+    _programs: Arc<loader::Loaded>,
+}
+
+/// What was loaded, for `slim status` and reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct TracerInfo {
+    pub tracepoints: Vec<String>,
+    pub cgroups: CgroupHost,
+    pub ring_buffer_bytes: u32,
+    pub kernel: String,
+}
+
+impl Tracer {
+    /// Loads and attaches the kernel programs and starts the ring-buffer
+    /// reader on the current tokio runtime.
+    pub fn load(opts: TracerOptions) -> Result<Self, TracerError> {
+        let mut loaded = loader::load(&opts)?;
+        let maps = Maps {
+            tags: take_map(&mut loaded.ebpf, "TAGS")?,
+            filter: take_map(&mut loaded.ebpf, "TAG_FILTER")?,
+            stats: take_map(&mut loaded.ebpf, "STATS")?,
+            syscall_sets: take_map(&mut loaded.ebpf, "SYSCALL_SETS")?,
+        };
+        let ring: RingBuf<MapData> = take_map(&mut loaded.ebpf, "EVENTS")?;
+        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| TracerError::Map {
+            name: "STATS",
+            msg: format!("{what}: {e}"),
+        })?;
+        let shared = Arc::new(Shared {
+            maps: Mutex::new(maps),
+            subscribers: Mutex::new(HashMap::new()),
+            decode_errors: AtomicU64::new(0),
+            nr_cpus,
+        });
+        // SAFETY: the RingBuf owns its map fd, and the AsyncFd owns the
+        // RingBuf, so the fd stays open for as long as it is registered.
+        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+            .map_err(|e| TracerError::Map {
+                name: "EVENTS",
+                msg: e.to_string(),
+            })?;
+        let (flush_tx, flush_rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_loop(ring, flush_rx, shared.clone()));
+        let info = TracerInfo {
+            tracepoints: loaded.attached.clone(),
+            cgroups: loaded.cgroups.clone(),
+            ring_buffer_bytes: opts.ring_bytes,
+            kernel: loader::kernel_release(),
+        };
+        Ok(Self {
+            shared,
+            flush_tx,
+            info: Arc::new(info),
+            _programs: Arc::new(loaded),
+        })
+    }
+
+    pub fn info(&self) -> &TracerInfo {
+        &self.info
+    }
+
+    /// Creates the session's cgroup, subscribes to its events and tags it —
+    /// in that order, so nothing the container does can be missed. Start the
+    /// container with `CgroupParent = session.cgroup.parent`.
+    pub fn start_session(
+        &self,
+        root_name: &str,
+        session: &str,
+    ) -> Result<TraceSession, TracerError> {
+        let cg = self.info.cgroups.create_session(root_name, session)?;
+        match self.tag(cg.id) {
+            Ok(events) => Ok(TraceSession {
+                tracer: self.clone(),
+                cgroup: cg,
+                root_name: root_name.to_string(),
+                name: session.to_string(),
+                events: Some(events),
+            }),
+            Err(e) => {
+                let _ = self.info.cgroups.remove_session(root_name, session);
+                Err(e)
+            }
+        }
+    }
+
+    /// Tags a cgroup id: its processes (and those of its descendants at the
+    /// configured levels) are traced from now on.
+    pub fn tag(&self, cgroup_id: u64) -> Result<mpsc::UnboundedReceiver<TraceEvent>, TracerError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.shared
+            .subscribers
+            .lock()
+            .unwrap()
+            .insert(cgroup_id, Subscriber { tx, received: 0 });
+        let result = self.tag_maps(cgroup_id);
+        if result.is_err() {
+            self.untag(cgroup_id);
+        }
+        result.map(|()| rx)
+    }
+
+    fn tag_maps(&self, id: u64) -> Result<(), TracerError> {
+        let n = self.shared.nr_cpus;
+        let mut m = self.shared.maps.lock().unwrap();
+        let zero_stats = PerCpuValues::try_from(vec![SessionStats::default(); n]).unwrap();
+        m.stats
+            .insert(id, zero_stats, 0)
+            .map_err(|e| map_err("STATS", e))?;
+        let zero_set = SyscallSet {
+            words: [0; slimd_common::SYSCALL_WORDS],
+        };
+        let zero_sets = PerCpuValues::try_from(vec![zero_set; n]).unwrap();
+        m.syscall_sets
+            .insert(id, zero_sets, 0)
+            .map_err(|e| map_err("SYSCALL_SETS", e))?;
+        m.tags
+            .insert(
+                id,
+                TagInfo {
+                    session: id,
+                    flags: 0,
+                },
+                0,
+            )
+            .map_err(|e| map_err("TAGS", e))?;
+        write_filter(&mut m)
+    }
+
+    /// Stops tracing a cgroup and forgets its counters.
+    pub fn untag(&self, cgroup_id: u64) {
+        {
+            let mut m = self.shared.maps.lock().unwrap();
+            let _ = m.tags.remove(&cgroup_id);
+            let _ = write_filter(&mut m);
+            let _ = m.stats.remove(&cgroup_id);
+            let _ = m.syscall_sets.remove(&cgroup_id);
+        }
+        self.shared
+            .subscribers
+            .lock()
+            .unwrap()
+            .remove(&cgroup_id);
+    }
+
+    /// Waits until every record already in the ring buffer has been
+    /// delivered to its subscriber.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.flush_tx.send(tx).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Counters of a tagged cgroup.
+    pub fn stats(&self, cgroup_id: u64) -> TraceStats {
+        let mut out = TraceStats::default();
+        if let Ok(values) = self
+            .shared
+            .maps
+            .lock()
+            .unwrap()
+            .stats
+            .get(&cgroup_id, 0)
+        {
+            for v in values.iter() {
+                out.records += v.records;
+                out.deduped += v.deduped;
+                out.lost += v.lost;
+                out.pending_full += v.pending_full;
+            }
+        }
+        if let Some(s) = self.shared.subscribers.lock().unwrap().get(&cgroup_id) {
+            out.received = s.received;
+        }
+        out
+    }
+
+    /// Syscall numbers a tagged cgroup's processes made.
+    pub fn syscalls(&self, cgroup_id: u64) -> BTreeSet<u32> {
+        let mut set = BTreeSet::new();
+        if let Ok(values) = self
+            .shared
+            .maps
+            .lock()
+            .unwrap()
+            .syscall_sets
+            .get(&cgroup_id, 0)
+        {
+            for v in values.iter() {
+                for (w, word) in v.words.iter().enumerate() {
+                    for bit in 0..64 {
+                        if word & (1 << bit) != 0 {
+                            set.insert((w * 64 + bit) as u32);
+                        }
+                    }
+                }
+            }
+        }
+        set
+    }
+
+    /// Records that did not decode (should stay 0).
+    pub fn decode_errors(&self) -> u64 {
+        self.shared.decode_errors.load(Ordering::Relaxed)
+    }
+
+    pub fn cgroups(&self) -> &CgroupHost {
+        &self.info.cgroups
+    }
+}
+
+/// One session's tag, cgroup and event stream.
+pub struct TraceSession {
+    tracer: Tracer,
+    pub cgroup: SessionCgroup,
+    root_name: String,
+    name: String,
+    events: Option<mpsc::UnboundedReceiver<TraceEvent>>,
+}
+
+impl TraceSession {
+    /// The event stream (taken once).
+    pub fn take_events(&mut self) -> Option<mpsc::UnboundedReceiver<TraceEvent>> {
+        self.events.take()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> TraceStats {
+        self.tracer.stats(self.cgroup.id)
+    }
+
+    /// Delivers what is still in the ring buffer, reads the counters, and
+    /// untags. The event receiver then ends once drained.
+    pub async fn finish(&self) -> TraceSummary {
+        self.tracer.flush().await;
+        let summary = TraceSummary {
+            stats: self.tracer.stats(self.cgroup.id),
+            syscalls: self.tracer.syscalls(self.cgroup.id),
+        };
+        self.tracer.untag(self.cgroup.id);
+        summary
+    }
+
+    /// Removes the session's cgroups (after its container is gone).
+    pub fn remove_cgroup(&self) -> Result<(), TracerError> {
+        self.tracer
+            .info
+            .cgroups
+            .remove_session(&self.root_name, &self.name)
+    }
+}
+
+impl Drop for TraceSession {
+    fn drop(&mut self) {
+        // Untagging twice is harmless; this covers cancelled sessions.
+        self.tracer.untag(self.cgroup.id);
+    }
+}
+
+fn write_filter(m: &mut Maps) -> Result<(), TracerError> {
+    let mut f = TagFilter::empty();
+    for id in m.tags.keys().flatten() {
+        f.set(id);
+    }
+    m.filter.set(0, f, 0).map_err(|e| map_err("TAG_FILTER", e))
+}
+
+fn map_err(name: &'static str, e: aya::maps::MapError) -> TracerError {
+    TracerError::Map {
+        name,
+        msg: e.to_string(),
+    }
+}
+
+fn take_map<T>(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<T, TracerError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf.take_map(name).ok_or(TracerError::Map {
+        name,
+        msg: "missing from the object".into(),
+    })?;
+    T::try_from(map).map_err(|e| map_err(name, e))
+}
+
+/// Reads the ring buffer whenever it has data, and answers flush requests
+/// after a full drain.
+async fn read_loop(
+    mut ring: AsyncFd<RingBuf<MapData>>,
+    mut flush_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    shared: Arc<Shared>,
+) {
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let Ok(mut guard) = guard else {
+                    tracing::error!("ring buffer poll failed; tracing stopped");
+                    return;
+                };
+                drain(guard.get_inner_mut(), &shared);
+                guard.clear_ready();
+            }
+            req = flush_rx.recv() => {
+                let Some(ack) = req else { return };
+                drain(ring.get_mut(), &shared);
+                let _ = ack.send(());
+            }
+        }
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>, shared: &Shared) {
+    let mut subs = shared.subscribers.lock().unwrap();
+    while let Some(rec) = ring.next() {
+        match event::decode(&rec) {
+            Ok(ev) => {
+                if let Some(s) = subs.get_mut(&ev.session) {
+                    s.received += 1;
+                    let _ = s.tx.send(ev);
+                }
+            }
+            Err(e) => {
+                let n = shared.decode_errors.fetch_add(1, Ordering::Relaxed);
+                if n < 10 {
+                    tracing::error!("{e}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Loading and attaching the kernel object, with clear errors for the usual
+//! reasons it fails (no privileges, no BTF, no tracefs, no object).
+
+use std::{fs, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, ProgramArray},
+    programs::{ProgramError, TracePoint},
+};
+use slimd_common::{Config, MAX_SYSCALL_NR};
+
+use super::{CgroupHost, TracerError, syscalls, tracefs};
+
+/// The kernel object, built by `cargo xtask build` (see slimd/build.rs).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/slimd-ebpf.o"));
+
+/// Load-time choices.
+#[derive(Clone, Debug)]
+pub struct TracerOptions {
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_bytes: u32,
+    /// cgroup levels checked against the tag map (bit n = level n).
+    /// Session cgroups are `<root>/slimd/<session>`: level 2.
+    pub tag_levels: u32,
+}
+
+impl Default for TracerOptions {
+    fn default() -> Self {
+        Self {
+            ring_bytes: 16 * 1024 * 1024,
+            tag_levels: 1 << 2,
+        }
+    }
+}
+
+/// Everything that must stay alive while tracing.
+pub(super) struct Loaded {
+    pub ebpf: Ebpf,
+    pub attached: Vec<String>,
+    pub cgroups: CgroupHost,
+    _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+}
+
+/// Capability numbers (linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+
+/// Effective capabilities of this process, from /proc/self/status.
+fn effective_caps() -> u64 {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Fails early, with the names of the missing capabilities, instead of a
+/// bare EPERM from the first bpf() call.
+fn check_privileges() -> Result<(), TracerError> {
+    let caps = effective_caps();
+    let has = |c: u32| caps & (1 << c) != 0;
+    let mut missing = Vec::new();
+    if !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_SYS_ADMIN");
+    }
+    if !has(CAP_BPF) && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_BPF");
+    }
+    if !has(CAP_PERFMON) && !has(CAP_SYS_ADMIN) {
+        missing.push("CAP_PERFMON");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        Err(TracerError::NoPrivilege(format!(
+            "uid {euid} lacks {}",
+            missing.join(", ")
+        )))
+    }
+}
+
+pub(super) fn kernel_release() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// True when an error chain bottoms out in EPERM (the verifier rejects
+/// programs with EACCES, which is not a privilege problem).
+fn is_permission_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.raw_os_error() == Some(libc::EPERM)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+fn raise_memlock() {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall with a valid pointer. Kernels >= 5.11 account
+    // BPF memory to the cgroup and ignore this; older ones need it.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) };
+}
+
+/// Offsets of the sched tracepoint fields the programs read.
+fn sched_offsets(tracefs: &Path, cfg: &mut Config) -> Result<(), TracerError> {
+    let fork = tracefs::Format::read(tracefs, "sched", "sched_process_fork")?;
+    cfg.fork_parent_pid = fork.offset("sched_process_fork", "parent_pid", 4)?;
+    cfg.fork_child_pid = fork.offset("sched_process_fork", "child_pid", 4)?;
+    let exec = tracefs::Format::read(tracefs, "sched", "sched_process_exec")?;
+    cfg.exec_filename = exec.offset("sched_process_exec", "filename", 4)?;
+    cfg.exec_pid = exec.offset("sched_process_exec", "pid", 4)?;
+    cfg.exec_old_pid = exec.offset("sched_process_exec", "old_pid", 4)?;
+    let exit = tracefs::Format::read(tracefs, "sched", "sched_process_exit")?;
+    cfg.exit_group_dead = exit
+        .offset("sched_process_exit", "group_dead", 1)
+        .unwrap_or(0);
+    Ok(())
+}
+
+pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
+    if OBJECT.is_empty() {
+        return Err(TracerError::NoObject);
+    }
+    check_privileges()?;
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(TracerError::NoBtf);
+    }
+    let tracefs = tracefs::ensure_mounted()?;
+    let cgroups = CgroupHost::discover()?;
+    raise_memlock();
+
+    let mut cfg = Config {
+        tag_levels: opts.tag_levels,
+        dir_open_flags: (libc::O_DIRECTORY | libc::O_PATH) as u32,
+        ..Default::default()
+    };
+    sched_offsets(&tracefs, &mut cfg)?;
+
+    let mut ebpf = EbpfLoader::new()
+        .override_global("CONFIG", &cfg, true)
+        .map_max_entries("EVENTS", opts.ring_bytes)
+        .load(OBJECT)
+        .map_err(|e| {
+            if is_permission_error(&e) {
+                TracerError::NoPrivilege(e.to_string())
+            } else {
+                TracerError::Load(format!("{e}{}", source_chain(&e)))
+            }
+        })?;
+
+    let logger = if ebpf.map("AYA_LOGS").is_some() {
+        match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("eBPF logger not started: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    // Syscall number -> Syscall id, for this architecture.
+    let table = syscalls::table();
+    {
+        let map = ebpf.map_mut("SYSCALLS").ok_or(TracerError::Map {
+            name: "SYSCALLS",
+            msg: "missing from the object".into(),
+        })?;
+        let mut arr: Array<_, u8> = Array::try_from(map).map_err(|e| TracerError::Map {
+            name: "SYSCALLS",
+            msg: e.to_string(),
+        })?;
+        for e in &table {
+            if e.nr < MAX_SYSCALL_NR {
+                arr.set(e.nr, e.syscall as u8, 0)
+                    .map_err(|err| TracerError::Map {
+                        name: "SYSCALLS",
+                        msg: err.to_string(),
+                    })?;
+            }
+        }
+    }
+
+    let mut attached = Vec::new();
+    let mut attach = |ebpf: &mut Ebpf, prog: &str, category: &str, name: &str| {
+        let p: &mut TracePoint = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| TracerError::Load(format!("program {prog} missing")))?
+            .try_into()
+            .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
+        p.attach(category, name)
+            .map_err(|e| attach_error(&format!("{category}:{name}"), e))?;
+        attached.push(format!("{category}:{name}"));
+        Ok::<_, TracerError>(())
+    };
+    for prog in [
+        "sys_enter",
+        "sys_exit",
+        "sched_fork",
+        "sched_exec",
+        "sched_exit",
+        "syscall_seen",
+        "finish",
+    ] {
+        let p: &mut TracePoint = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| TracerError::Load(format!("program {prog} missing")))?
+            .try_into()
+            .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
+        p.load().map_err(|e| {
+            if is_permission_error(&e) {
+                TracerError::NoPrivilege(e.to_string())
+            } else {
+                TracerError::Load(format!("program {prog}: {e}{}", source_chain(&e)))
+            }
+        })?;
+    }
+    // sys_exit hands each event to `finish` by tail call (see slimd-ebpf).
+    {
+        let fd = {
+            let p: &TracePoint = ebpf
+                .program("finish")
+                .ok_or_else(|| TracerError::Load("program finish missing".into()))?
+                .try_into()
+                .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
+            p.fd()
+                .map_err(|e| TracerError::Load(e.to_string()))?
+                .try_clone()
+                .map_err(|e| TracerError::Load(e.to_string()))?
+        };
+        let map = ebpf.map_mut("TAIL").ok_or(TracerError::Map {
+            name: "TAIL",
+            msg: "missing from the object".into(),
+        })?;
+        let mut tail = ProgramArray::try_from(map).map_err(|e| TracerError::Map {
+            name: "TAIL",
+            msg: e.to_string(),
+        })?;
+        tail.set(0, &fd, 0).map_err(|e| TracerError::Map {
+            name: "TAIL",
+            msg: e.to_string(),
+        })?;
+    }
+
+    for e in &table {
+        let enter = format!("sys_enter_{}", e.tracepoint);
+        let exit = format!("sys_exit_{}", e.tracepoint);
+        if !tracefs::has_event(&tracefs, "syscalls", &enter) {
+            tracing::debug!("no tracepoint syscalls:{enter} on this kernel");
+            continue;
+        }
+        attach(&mut ebpf, "sys_enter", "syscalls", &enter)?;
+        attach(&mut ebpf, "sys_exit", "syscalls", &exit)?;
+    }
+    attach(&mut ebpf, "sched_fork", "sched", "sched_process_fork")?;
+    attach(&mut ebpf, "sched_exec", "sched", "sched_process_exec")?;
+    attach(&mut ebpf, "sched_exit", "sched", "sched_process_exit")?;
+    attach(&mut ebpf, "syscall_seen", "raw_syscalls", "sys_enter")?;
+
+    Ok(Loaded {
+        ebpf,
+        attached,
+        cgroups,
+        _logger: logger,
+    })
+}
+
+fn attach_error(name: &str, e: ProgramError) -> TracerError {
+    if is_permission_error(&e) {
+        TracerError::NoPrivilege(format!("attaching {name}: {e}"))
+    } else {
+        TracerError::Attach {
+            name: name.to_string(),
+            msg: format!("{e}{}", source_chain(&e)),
+        }
+    }
+}
+
+/// The verifier's log and io errors hide in `source()`: show them.
+fn source_chain(e: &dyn std::error::Error) -> String {
+    let mut out = String::new();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
