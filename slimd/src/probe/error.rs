@@ -1,0 +1,48 @@
+//! Probe errors. Individual request failures are *results* (recorded in the
+//! report and compared by verify); these are the failures that stop a probe.
+
+use std::path::PathBuf;
+
+use crate::engine::EngineError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// Readiness ran out of time: nothing behind the published port answered.
+    #[error(
+        "nothing answered HTTP on {host}:{host_port} within {secs:.0}s; the app may not listen on container port {container_port} (last attempt: {last})"
+    )]
+    NotReady {
+        host: String,
+        host_port: u16,
+        container_port: u16,
+        secs: f64,
+        last: String,
+    },
+    /// The `--http-probe-file` could not be read.
+    #[error("cannot read HTTP probe file {}: {source}", path.display())]
+    ProbeFileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The probe file is not the expected JSON.
+    #[error("HTTP probe file {}: {why}", path.display())]
+    ProbeFileInvalid { path: PathBuf, why: String },
+    /// A request names a port the container does not publish.
+    #[error(
+        "probe request {request} names container port {port}, which is not published (published: {published})"
+    )]
+    UnknownPort {
+        request: String,
+        port: u16,
+        published: String,
+    },
+    /// A probe command line that cannot be split into words.
+    #[error("invalid probe command {cmd:?}: {why}")]
+    InvalidCommand { cmd: String, why: String },
+    /// The engine failed underneath an exec probe or a one-shot run.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+pub type Result<T, E = ProbeError> = std::result::Result<T, E>;
