@@ -13,10 +13,17 @@ fn main() {
     let ebpf_dir = manifest.parent().unwrap().join("slimd-ebpf");
     println!("cargo:rerun-if-env-changed=SLIMD_EBPF_OBJECT");
     println!("cargo:rerun-if-changed={}", ebpf_dir.join("src").display());
-    println!("cargo:rerun-if-changed={}", ebpf_dir.join("Cargo.toml").display());
     println!(
         "cargo:rerun-if-changed={}",
-        manifest.parent().unwrap().join("slimd-common/src").display()
+        ebpf_dir.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest
+            .parent()
+            .unwrap()
+            .join("slimd-common/src")
+            .display()
     );
 
     if let Some(obj) = env::var_os("SLIMD_EBPF_OBJECT") {
@@ -30,7 +37,9 @@ fn main() {
             fs::copy(&obj, &out).unwrap();
         }
         Err(why) => {
-            println!("cargo:warning=slimd is built without its eBPF object ({why}); run `cargo xtask setup` then `cargo xtask build`");
+            println!(
+                "cargo:warning=slimd is built without its eBPF object ({why}); run `cargo xtask setup` then `cargo xtask build`"
+            );
             fs::write(&out, b"").unwrap();
         }
     }
@@ -47,7 +56,14 @@ fn build_ebpf(dir: &std::path::Path) -> Result<PathBuf, String> {
     let target_dir = dir.join("target");
     let mut cmd = Command::new(&debian_cargo);
     cmd.current_dir(dir)
-        .args(["build", "--release", "-Z", "build-std=core", "--target", "bpfel-unknown-none"])
+        .args([
+            "build",
+            "--release",
+            "-Z",
+            "build-std=core",
+            "--target",
+            "bpfel-unknown-none",
+        ])
         .arg("--target-dir")
         .arg(&target_dir);
     // Nothing of the outer build may leak into the inner one (clippy sets a
@@ -63,12 +79,16 @@ fn build_ebpf(dir: &std::path::Path) -> Result<PathBuf, String> {
         cmd.env("CARGO_HOME", h);
     }
     let path = env::var("PATH").unwrap_or_default();
-    let cargo_bin = env::var("HOME").map(|h| format!("{h}/.cargo/bin")).unwrap_or_default();
+    let cargo_bin = env::var("HOME")
+        .map(|h| format!("{h}/.cargo/bin"))
+        .unwrap_or_default();
     cmd.env("PATH", format!("{path}:{cargo_bin}"))
         .env("RUSTC", &debian_rustc)
         .env("RUSTC_BOOTSTRAP", "1");
     cmd.stdout(std::process::Stdio::null());
-    let status = cmd.status().map_err(|e| format!("running {}: {e}", debian_cargo.display()))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("running {}: {e}", debian_cargo.display()))?;
     if !status.success() {
         return Err(format!("building slimd-ebpf failed ({status})"));
     }

@@ -26,10 +26,9 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use slimd_common::{
-    AT_FDCWD, Config, EVENT_ARGV_TRUNCATED, EVENT_GROUP_DEAD, EVENT_READ_FAILED,
-    EVENT_TRUNCATED, EventHeader, EventKind, MAX_ARGS, MAX_ARGV, MAX_PATH, MAX_SOCKADDR,
-    MAX_SYSCALL_NR, PATH_READ, Pending, SCRATCH_SIZE, SYSCALL_WORDS, SessionStats, Syscall,
-    SyscallSet, TagFilter, TagInfo,
+    AT_FDCWD, Config, EVENT_ARGV_TRUNCATED, EVENT_GROUP_DEAD, EVENT_READ_FAILED, EVENT_TRUNCATED,
+    EventHeader, EventKind, MAX_ARGS, MAX_ARGV, MAX_PATH, MAX_SOCKADDR, MAX_SYSCALL_NR, PATH_READ,
+    Pending, SCRATCH_SIZE, SYSCALL_WORDS, SessionStats, Syscall, SyscallSet, TagFilter, TagInfo,
 };
 
 /// Set by userspace at load time (`EbpfLoader::set_global`).
@@ -161,14 +160,19 @@ fn ctx_u32(ctx: &TracePointContext, off: usize) -> u32 {
 #[inline(always)]
 fn ctx_field<T: Copy>(ctx: &TracePointContext, off: u32) -> Option<T> {
     // SAFETY: reads size_of::<T>() bytes of the tracepoint record.
-    unsafe { bpf_probe_read_kernel((ctx.as_ptr() as *const u8).add(off as usize) as *const T) }
-        .ok()
+    unsafe { bpf_probe_read_kernel((ctx.as_ptr() as *const u8).add(off as usize) as *const T) }.ok()
 }
 
-/// The `n`th syscall argument of a `syscalls:sys_enter_*` record.
+/// The six argument slots of a `syscalls:sys_enter_*` record. One program
+/// serves every syscall, and the kernel refuses to attach a program whose
+/// direct context reads go past the shortest record (chdir has one
+/// argument), so the slots are copied with a helper instead; slots past the
+/// syscall's own arguments hold garbage and are never used.
 #[inline(always)]
-fn arg(ctx: &TracePointContext, n: usize) -> u64 {
-    ctx_u64(ctx, 16 + 8 * n)
+fn syscall_args(ctx: &TracePointContext) -> [u64; 6] {
+    // SAFETY: probe read of 48 bytes starting at the first argument slot.
+    unsafe { bpf_probe_read_kernel((ctx.as_ptr() as *const u8).add(16) as *const [u64; 6]) }
+        .unwrap_or([0; 6])
 }
 
 #[inline(always)]
@@ -196,7 +200,9 @@ fn hash_bytes(mut h: u64, buf: *const u8, len: usize) -> u64 {
             break;
         }
         // SAFETY: i*8 + 8 <= HASH_MAX bytes after buf, inside the scratch value.
-        h = mix(h, unsafe { ptr::read_volatile(buf.add(i * 8) as *const u64) });
+        h = mix(h, unsafe {
+            ptr::read_volatile(buf.add(i * 8) as *const u64)
+        });
         i += 1;
     }
     let rem = len % 8;
@@ -327,6 +333,8 @@ fn try_sys_enter(ctx: &TracePointContext) -> Option<()> {
     }
     let id = *SYSCALLS.get(nr)?;
     let sc = Syscall::from_u8(id)?;
+    let a = syscall_args(ctx);
+    let arg = |n: usize| a[n];
     let mut p = Pending {
         tag: session,
         ptr: 0,
@@ -340,77 +348,85 @@ fn try_sys_enter(ctx: &TracePointContext) -> Option<()> {
     };
     match sc {
         Syscall::Open => {
-            p.ptr = arg(ctx, 0);
-            p.flags = arg(ctx, 1);
-            p.mode = arg(ctx, 2);
+            p.ptr = arg(0);
+            p.flags = arg(1);
+            p.mode = arg(2);
         }
         Syscall::Openat => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
-            p.ptr = arg(ctx, 1);
-            p.flags = arg(ctx, 2);
-            p.mode = arg(ctx, 3);
+            p.dfd = arg(0) as i32 as i64;
+            p.ptr = arg(1);
+            p.flags = arg(2);
+            p.mode = arg(3);
         }
         Syscall::Openat2 => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
-            p.ptr = arg(ctx, 1);
-            p.ptr2 = arg(ctx, 2);
+            p.dfd = arg(0) as i32 as i64;
+            p.ptr = arg(1);
+            p.ptr2 = arg(2);
         }
         Syscall::Creat => {
-            p.ptr = arg(ctx, 0);
-            p.mode = arg(ctx, 1);
+            p.ptr = arg(0);
+            p.mode = arg(1);
             // O_CREAT|O_WRONLY|O_TRUNC, as the kernel treats creat().
             p.flags = 0o1101;
         }
-        Syscall::Stat | Syscall::Access | Syscall::Readlink | Syscall::Chdir => {
-            p.ptr = arg(ctx, 0);
-            p.flags = arg(ctx, 1);
+        Syscall::Stat | Syscall::Readlink | Syscall::Chdir => {
+            // The other arguments are output buffers: not part of the event.
+            p.ptr = arg(0);
+        }
+        Syscall::Access => {
+            p.ptr = arg(0);
+            p.mode = arg(1);
         }
         Syscall::Lstat => {
-            p.ptr = arg(ctx, 0);
+            p.ptr = arg(0);
             // AT_SYMLINK_NOFOLLOW
             p.flags = 0x100;
         }
         Syscall::Newfstatat => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
-            p.ptr = arg(ctx, 1);
-            p.flags = arg(ctx, 3);
+            p.dfd = arg(0) as i32 as i64;
+            p.ptr = arg(1);
+            p.flags = arg(3);
         }
-        Syscall::Statx | Syscall::Readlinkat => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
-            p.ptr = arg(ctx, 1);
-            p.flags = arg(ctx, 2);
+        Syscall::Statx => {
+            p.dfd = arg(0) as i32 as i64;
+            p.ptr = arg(1);
+            p.flags = arg(2);
+        }
+        Syscall::Readlinkat => {
+            p.dfd = arg(0) as i32 as i64;
+            p.ptr = arg(1);
         }
         Syscall::Faccessat | Syscall::Faccessat2 => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
-            p.ptr = arg(ctx, 1);
-            p.mode = arg(ctx, 2);
+            p.dfd = arg(0) as i32 as i64;
+            p.ptr = arg(1);
+            p.mode = arg(2);
             if sc == Syscall::Faccessat2 {
-                p.flags = arg(ctx, 3);
+                p.flags = arg(3);
             }
         }
         Syscall::Fchdir => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
+            p.dfd = arg(0) as i32 as i64;
         }
         Syscall::Execve => {
-            p.ptr = arg(ctx, 0);
-            p.ptr2 = arg(ctx, 1);
+            p.ptr = arg(0);
+            p.ptr2 = arg(1);
             exec_args(session, id, &p);
         }
         Syscall::Execveat => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
-            p.ptr = arg(ctx, 1);
-            p.ptr2 = arg(ctx, 2);
-            p.flags = arg(ctx, 4);
+            p.dfd = arg(0) as i32 as i64;
+            p.ptr = arg(1);
+            p.ptr2 = arg(2);
+            p.flags = arg(4);
             exec_args(session, id, &p);
         }
         Syscall::Connect | Syscall::Bind => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
-            p.ptr = arg(ctx, 1);
-            p.len = arg(ctx, 2);
+            p.dfd = arg(0) as i32 as i64;
+            p.ptr = arg(1);
+            p.len = arg(2);
         }
         Syscall::Listen => {
-            p.dfd = arg(ctx, 0) as i32 as i64;
-            p.mode = arg(ctx, 1);
+            p.dfd = arg(0) as i32 as i64;
+            p.mode = arg(1);
         }
     }
     let key = bpf_get_current_pid_tgid();
@@ -565,7 +581,11 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
             }
             // SAFETY: MAX_SOCKADDR bytes fit after the header.
             let r = unsafe {
-                bpf_probe_read_user(buf.add(HDR) as *mut c_void, len as u32, p.ptr as *const c_void)
+                bpf_probe_read_user(
+                    buf.add(HDR) as *mut c_void,
+                    len as u32,
+                    p.ptr as *const c_void,
+                )
             };
             if r != 0 {
                 h.flags |= EVENT_READ_FAILED;

@@ -1,1 +1,222 @@
-fn main() {}
+//! `cargo xtask`: slimd's developer tasks.
+//!
+//! - `setup`: install the toolchain on a fresh Debian machine (idempotent).
+//! - `build`: build the eBPF object with Debian's rustc, then slimd with the
+//!   object embedded.
+//! - `test`: build, start dockerd when no engine answers, run unit and
+//!   end-to-end tests.
+//! - `demo`: build a demo image locally and run `slim build` on it end to end.
+//! - `bench`: the benchmarks of `bench/` (results in bench/results/).
+//! - `install` / `uninstall`: the binaries, systemd units and group.
+//! - `lint`: rustfmt (both workspaces) and clippy.
+
+mod bench;
+mod demo;
+mod docker;
+mod install;
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install Debian packages, bpf-linker and Docker (needs root).
+    Setup,
+    /// Build the eBPF object and slimd with it embedded.
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Run unit and end-to-end tests (starts dockerd when needed).
+    Test {
+        /// Only the unit tests (no root, no Docker).
+        #[arg(long)]
+        unit: bool,
+        /// Extra arguments for the test binaries (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        filter: Vec<String>,
+    },
+    /// Build a demo image and minify it with `slim build`, end to end.
+    Demo,
+    /// Run the benchmarks and regenerate the README table.
+    Bench {
+        /// Only these benchmarks (names as in bench/results/).
+        names: Vec<String>,
+    },
+    /// Install slimd, slim, the systemd units and the `slimd` group.
+    Install {
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+    },
+    /// Remove what `install` put in place.
+    Uninstall {
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+    },
+    /// rustfmt --check on both workspaces and clippy -D warnings.
+    Lint,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = project_root();
+    std::env::set_current_dir(&root)?;
+    match cli.cmd {
+        Cmd::Setup => setup::run_setup(),
+        Cmd::Build { release } => build(release).map(|_| ()),
+        Cmd::Test { unit, filter } => test(unit, &filter),
+        Cmd::Demo => demo::run(),
+        Cmd::Bench { names } => bench::run(&names),
+        Cmd::Install { prefix } => install::install(&prefix),
+        Cmd::Uninstall { prefix } => install::uninstall(&prefix),
+        Cmd::Lint => lint(),
+    }
+}
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command, failing with its command line when it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}
+
+/// PATH with cargo's bin dir, where `cargo install` put bpf-linker.
+pub fn path_with_cargo_bin() -> String {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let home = std::env::var("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|_| std::env::var("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|_| PathBuf::from("/root/.cargo"));
+    format!("{path}:{}", home.join("bin").display())
+}
+
+/// Builds the kernel object with Debian's cargo/rustc (build-std needs the
+/// library source that only `rust-web-src` provides here).
+pub fn build_ebpf() -> Result<PathBuf> {
+    let dir = project_root().join("slimd-ebpf");
+    for tool in ["/usr/bin/cargo", "/usr/bin/rustc"] {
+        if !Path::new(tool).exists() {
+            bail!("{tool} is missing: run `cargo xtask setup` first");
+        }
+    }
+    let mut cmd = Command::new("/usr/bin/cargo");
+    cmd.current_dir(&dir)
+        .args([
+            "build",
+            "--release",
+            "-Z",
+            "build-std=core",
+            "--target",
+            "bpfel-unknown-none",
+        ])
+        .env("RUSTC", "/usr/bin/rustc")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("PATH", path_with_cargo_bin())
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET");
+    run(&mut cmd).context("building slimd-ebpf (is bpf-linker installed? `cargo xtask setup`)")?;
+    Ok(dir.join("target/bpfel-unknown-none/release/slimd-ebpf"))
+}
+
+/// Builds everything; returns the directory with `slimd` and `slim`.
+pub fn build(release: bool) -> Result<PathBuf> {
+    let obj = build_ebpf()?;
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args(["build", "--workspace", "--all-targets"])
+        .env("SLIMD_EBPF_OBJECT", &obj);
+    if release {
+        cmd.arg("--release");
+    }
+    run(&mut cmd)?;
+    Ok(target_dir().join(if release { "release" } else { "debug" }))
+}
+
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+}
+
+fn test(unit_only: bool, filter: &[String]) -> Result<()> {
+    let bin_dir = build(false)?;
+    let obj = project_root().join("slimd-ebpf/target/bpfel-unknown-none/release/slimd-ebpf");
+    // Unit tests of every crate: fast, no privileges.
+    let mut unit = Command::new(env!("CARGO"));
+    unit.args(["test", "--workspace", "--lib", "--bins", "--doc"])
+        .env("SLIMD_EBPF_OBJECT", &obj)
+        .arg("--")
+        .args(filter);
+    run(&mut unit)?;
+    if unit_only {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        bail!(
+            "the end-to-end tests need root (real kernel, real Docker): run `sudo cargo xtask test`, or `cargo xtask test --unit`"
+        );
+    }
+    docker::ensure_engine()?;
+    // End-to-end tests: integration tests of every crate, ignored ones
+    // included (they are marked so that a plain `cargo test` skips them).
+    // One at a time: they share the kernel, the engine and two cores.
+    let mut e2e = Command::new(env!("CARGO"));
+    e2e.args(["test", "--workspace", "--test", "*", "--no-fail-fast"])
+        .env("SLIMD_EBPF_OBJECT", &obj)
+        .env("SLIMD_BIN_DIR", &bin_dir)
+        .args(["--", "--include-ignored", "--test-threads=1"])
+        .args(filter);
+    run(&mut e2e)
+}
+
+fn lint() -> Result<()> {
+    run(Command::new(env!("CARGO")).args(["fmt", "--all", "--", "--check"]))?;
+    run(Command::new(env!("CARGO"))
+        .current_dir(project_root().join("slimd-ebpf"))
+        .args(["fmt", "--", "--check"]))?;
+    let obj = build_ebpf()?;
+    run(Command::new(env!("CARGO"))
+        .args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .env("SLIMD_EBPF_OBJECT", obj))
+}
+
+unsafe extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

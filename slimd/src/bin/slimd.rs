@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "slimd", version, about = "slimd daemon: traces containers from outside with eBPF")]
+#[command(
+    name = "slimd",
+    version,
+    about = "slimd daemon: traces containers from outside with eBPF"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

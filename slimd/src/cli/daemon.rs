@@ -66,25 +66,29 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let mut out = std::io::stdout().lock();
+    // Printing can fail (a closed pipe): stop printing, but still stop the
+    // container and clean up below.
+    let mut print_ok = true;
+    let mut print = |ev: &crate::tracer::TraceEvent| {
+        if print_ok {
+            print_ok = serde_json::to_writer(&mut out, ev).is_ok() && out.write_all(b"\n").is_ok();
+        }
+    };
     let status = loop {
         tokio::select! {
-            Some(ev) = events.recv() => {
-                serde_json::to_writer(&mut out, &ev)?;
-                out.write_all(b"\n")?;
-            }
-            st = child.wait() => break st?,
+            Some(ev) = events.recv() => print(&ev),
+            st = child.wait() => break st,
             _ = tokio::signal::ctrl_c() => {
                 let _ = child.kill().await;
-                break child.wait().await?;
+                break child.wait().await;
             }
         }
     };
     let summary = session.finish().await;
     while let Ok(ev) = events.try_recv() {
-        serde_json::to_writer(&mut out, &ev)?;
-        out.write_all(b"\n")?;
+        print(&ev);
     }
-    out.flush()?;
+    let _ = out.flush();
     if let Err(e) = session.remove_cgroup() {
         tracing::warn!("{e}");
     }
@@ -102,5 +106,8 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
             s.lost
         );
     }
-    Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+    let status = status.context("waiting for `docker run`")?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
 }

@@ -53,11 +53,22 @@ impl Serialize for RawPath {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "family", rename_all = "lowercase")]
 pub enum SockAddr {
-    Inet { ip: IpAddr, port: u16 },
-    Inet6 { ip: IpAddr, port: u16 },
-    Unix { path: String, r#abstract: bool },
+    Inet {
+        ip: IpAddr,
+        port: u16,
+    },
+    Inet6 {
+        ip: IpAddr,
+        port: u16,
+    },
+    Unix {
+        path: String,
+        r#abstract: bool,
+    },
     /// Another address family (its number).
-    Other { af: u16 },
+    Other {
+        af: u16,
+    },
     Unreadable,
 }
 
@@ -315,7 +326,12 @@ fn sockaddr(aux: &[u8], flags: u32) -> SockAddr {
 mod tests {
     use super::*;
 
-    fn record(kind: EventKind, path: &[u8], aux: &[u8], f: impl FnOnce(&mut EventHeader)) -> Vec<u8> {
+    fn record(
+        kind: EventKind,
+        path: &[u8],
+        aux: &[u8],
+        f: impl FnOnce(&mut EventHeader),
+    ) -> Vec<u8> {
         let mut h = EventHeader {
             ts_ns: 1,
             tag: 77,

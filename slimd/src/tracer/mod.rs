@@ -154,10 +154,12 @@ impl Tracer {
         });
         // SAFETY: the RingBuf owns its map fd, and the AsyncFd owns the
         // RingBuf, so the fd stays open for as long as it is registered.
-        let ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-            .map_err(|e| TracerError::Map {
-                name: "EVENTS",
-                msg: e.to_string(),
+        let ring =
+            unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| {
+                TracerError::Map {
+                    name: "EVENTS",
+                    msg: e.to_string(),
+                }
             })?;
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
         tokio::spawn(read_loop(ring, flush_rx, shared.clone()));
@@ -255,11 +257,7 @@ impl Tracer {
             let _ = m.stats.remove(&cgroup_id);
             let _ = m.syscall_sets.remove(&cgroup_id);
         }
-        self.shared
-            .subscribers
-            .lock()
-            .unwrap()
-            .remove(&cgroup_id);
+        self.shared.subscribers.lock().unwrap().remove(&cgroup_id);
     }
 
     /// Waits until every record already in the ring buffer has been
@@ -274,14 +272,7 @@ impl Tracer {
     /// Counters of a tagged cgroup.
     pub fn stats(&self, cgroup_id: u64) -> TraceStats {
         let mut out = TraceStats::default();
-        if let Ok(values) = self
-            .shared
-            .maps
-            .lock()
-            .unwrap()
-            .stats
-            .get(&cgroup_id, 0)
-        {
+        if let Ok(values) = self.shared.maps.lock().unwrap().stats.get(&cgroup_id, 0) {
             for v in values.iter() {
                 out.records += v.records;
                 out.deduped += v.deduped;

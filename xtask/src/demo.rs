@@ -1,0 +1,7 @@
+//! `cargo xtask demo`.
+
+use anyhow::{Result, bail};
+
+pub fn run() -> Result<()> {
+    bail!("not implemented yet")
+}

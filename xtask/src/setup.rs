@@ -1,0 +1,113 @@
+//! `cargo xtask setup`: the toolchain on a fresh Debian machine, idempotently.
+
+use std::{path::Path, process::Command};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{path_with_cargo_bin, run};
+
+/// Debian packages the build, the tests and the demo need.
+const PACKAGES: &[&str] = &[
+    // Container engine (tests and demo start dockerd themselves).
+    "docker.io",
+    // bpf-linker links against LLVM 22.
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    // Debian's rustc with its library source: builds the eBPF crate with
+    // -Z build-std=core (the rustup toolchain here has no rust-src).
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    // Test images: a Debian rootfs, a static busybox, static C programs.
+    "debootstrap",
+    "busybox-static",
+    "gcc",
+    "libc6-dev",
+    "zlib1g-dev",
+    // systemd-analyze verify for the unit files test.
+    "systemd",
+];
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+pub fn run_setup() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { geteuid() } != 0 {
+        bail!(
+            "`cargo xtask setup` installs system packages: run it as root (sudo -E cargo xtask setup)"
+        );
+    }
+    if !Path::new("/etc/debian_version").exists() {
+        bail!(
+            "`cargo xtask setup` supports Debian (bookworm) only. Elsewhere install by hand: {}, and bpf-linker {BPF_LINKER_VERSION} built against LLVM 22",
+            PACKAGES.join(" ")
+        );
+    }
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        println!("setup: Debian packages present");
+    } else {
+        println!("setup: installing {}", missing.join(" "));
+        run(Command::new("apt-get").arg("update"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+        .context("apt-get install failed")?;
+    }
+    if bpf_linker_ok() {
+        println!("setup: bpf-linker {BPF_LINKER_VERSION} present");
+    } else {
+        println!("setup: building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (a few minutes)");
+        run(Command::new(env!("CARGO"))
+            .args([
+                "install",
+                &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env(
+                "PATH",
+                format!("/usr/lib/llvm-22/bin:{}", path_with_cargo_bin()),
+            )
+            .env("LLVM_SYS_221_PREFIX", "/usr/lib/llvm-22"))
+        .context("building bpf-linker failed")?;
+    }
+    for tool in ["rustfmt", "clippy"] {
+        let ok = Command::new("rustup")
+            .args(["component", "list", "--installed"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).contains(tool))
+            .unwrap_or(true);
+        if !ok {
+            let _ = Command::new("rustup")
+                .args(["component", "add", tool])
+                .status();
+        }
+    }
+    println!("setup: done");
+    Ok(())
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+fn bpf_linker_ok() -> bool {
+    Command::new("bpf-linker")
+        .arg("--version")
+        .env("PATH", path_with_cargo_bin())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION))
+        .unwrap_or(false)
+}
+
+unsafe extern "C" {
+    fn geteuid() -> u32;
+}
