@@ -46,8 +46,9 @@ pub struct ProbePlan {
     pub http: Option<HttpProbeConfig>,
     /// Probe-file requests, resolved against `endpoints`.
     pub http_requests: Vec<HttpRequest>,
-    /// Set by [`ProbePlan::replay_of`]: send exactly these records' requests.
-    replay: Option<Vec<HttpRecord>>,
+    /// Set by [`ProbePlan::replay_of`]: send exactly these records' requests
+    /// instead of root, crawl and `http_requests`.
+    pub replay: Option<Vec<HttpRecord>>,
     pub exec: Vec<CommandProbe<Vec<String>>>,
     pub host_commands: Vec<CommandProbe<String>>,
     /// Limit for each exec probe and host command (within the run's deadline).
