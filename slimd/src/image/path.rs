@@ -1,0 +1,415 @@
+//! Image paths and their resolution.
+//!
+//! Every path in this library is absolute and clean ("/usr/bin/python3"):
+//! one leading slash, no `.`/`..`, no repeated or trailing slashes. The root
+//! is "/". Resolution follows the kernel's rules with the image root as `/`:
+//! absolute symlink targets restart at the image root, relative ones at the
+//! link's directory, `..` at the root stays at the root, and more than
+//! [`MAX_SYMLINKS`] links in one lookup is a loop (ELOOP). It also returns
+//! every symlink it passed through: a slim image must keep each of them for
+//! the path to keep working.
+
+use super::error::{ImageError, Result};
+use super::fs::{EntryKind, ImageFs};
+
+/// The kernel's limit on symlinks followed in one lookup.
+pub const MAX_SYMLINKS: u32 = 40;
+
+/// Longest cleaned entry name we accept from a layer (PATH_MAX).
+pub const MAX_PATH_LEN: usize = 4096;
+
+/// Cleans a tar entry or hardlink name into an absolute image path.
+/// Leading slashes are contained (they name the same place under the image
+/// root); `..` that would leave the root is refused.
+pub fn clean_entry_path(name: &str) -> std::result::Result<String, &'static str> {
+    if name.is_empty() {
+        return Err("empty name");
+    }
+    if name.contains('\0') {
+        return Err("NUL in name");
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in name.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err("'..' leaves the image root");
+                }
+            }
+            c => parts.push(c),
+        }
+    }
+    let out = format!("/{}", parts.join("/"));
+    if out.len() > MAX_PATH_LEN {
+        return Err("name longer than PATH_MAX");
+    }
+    Ok(out)
+}
+
+/// Cleans any path lexically (no symlinks consulted); `..` at the root stays
+/// at the root and relative paths are taken from the root.
+pub fn normalize(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    push_components(&mut parts, path);
+    format!("/{}", parts.join("/"))
+}
+
+/// Joins `rel` onto the directory `base` lexically; an absolute `rel` wins.
+pub fn join(base: &str, rel: &str) -> String {
+    if rel.starts_with('/') {
+        return normalize(rel);
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    push_components(&mut parts, base);
+    push_components(&mut parts, rel);
+    format!("/{}", parts.join("/"))
+}
+
+fn push_components<'a>(parts: &mut Vec<&'a str>, path: &'a str) {
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+}
+
+/// The directory holding a clean path ("/" for "/" itself).
+pub fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+/// The last component of a clean path ("" for "/").
+pub fn file_name(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    }
+}
+
+/// Ancestors of a clean path, nearest last, root excluded
+/// ("/a/b/c" gives "/a", "/a/b").
+pub fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/')
+        .map(|(i, _)| i)
+        .filter(|&i| i > 0)
+        .map(move |i| &path[..i])
+}
+
+/// How to treat the last component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolveOptions {
+    /// Follow a symlink in the last component (stat/open) or not
+    /// (lstat/readlink). A trailing slash always follows.
+    pub follow_last: bool,
+}
+
+impl Default for ResolveOptions {
+    fn default() -> Self {
+        ResolveOptions { follow_last: true }
+    }
+}
+
+impl ResolveOptions {
+    /// lstat/readlink semantics.
+    pub fn no_follow() -> Self {
+        ResolveOptions { follow_last: false }
+    }
+}
+
+/// Where a path leads inside the image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Resolution {
+    /// The final clean path. When the lookup failed part way, this is the
+    /// missing path with the rest of the input appended lexically.
+    pub path: String,
+    /// Whether the final path exists (false also when a middle component is
+    /// not a directory, or a trailing slash names a non-directory).
+    pub exists: bool,
+    /// Every symlink passed through, in the order first met, each once.
+    pub symlinks: Vec<String>,
+}
+
+impl ImageFs {
+    /// Resolves `path` from the image root (a relative path is taken from "/").
+    pub fn resolve(&self, path: &str, opts: ResolveOptions) -> Result<Resolution> {
+        self.resolve_at("/", path, opts)
+    }
+
+    /// Resolves `path` relative to the directory `base` (a clean image path,
+    /// e.g. a process's cwd); absolute paths ignore `base`.
+    pub fn resolve_at(&self, base: &str, path: &str, opts: ResolveOptions) -> Result<Resolution> {
+        // Work stack of components still to walk, next one last.
+        let mut todo: Vec<String> = components_rev(path);
+        // A trailing "/" or "." or ".." demands a directory and follows links.
+        let last = path.rsplit('/').next().unwrap_or("");
+        let wants_dir = path.ends_with('/') || last == "." || last == "..";
+        let mut cur: Vec<String> = if path.starts_with('/') {
+            Vec::new()
+        } else {
+            normalize(base)
+                .split('/')
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
+        let mut symlinks: Vec<String> = Vec::new();
+        let mut followed = 0u32;
+        while let Some(comp) = todo.pop() {
+            if comp == ".." {
+                cur.pop();
+                continue;
+            }
+            let is_last = todo.is_empty();
+            cur.push(comp);
+            let candidate = to_path(&cur);
+            match self.get(&candidate).map(|e| &e.kind) {
+                None => {
+                    return Ok(Resolution {
+                        path: finish_lexically(cur, todo),
+                        exists: false,
+                        symlinks,
+                    });
+                }
+                Some(EntryKind::Dir) => {}
+                Some(EntryKind::Symlink { target }) => {
+                    if is_last && !opts.follow_last && !wants_dir {
+                        break;
+                    }
+                    followed += 1;
+                    if followed > MAX_SYMLINKS {
+                        return Err(ImageError::SymlinkLoop(path.to_string()));
+                    }
+                    if !symlinks.contains(&candidate) {
+                        symlinks.push(candidate);
+                    }
+                    cur.pop();
+                    if target.is_empty() {
+                        // Linux: an empty target is ENOENT.
+                        return Ok(Resolution {
+                            path: finish_lexically(cur, todo),
+                            exists: false,
+                            symlinks,
+                        });
+                    }
+                    if target.starts_with('/') {
+                        cur.clear();
+                    }
+                    todo.extend(components_rev(target));
+                }
+                Some(_) => {
+                    if !is_last || wants_dir {
+                        // ENOTDIR: a file used as a directory.
+                        return Ok(Resolution {
+                            path: finish_lexically(cur, todo),
+                            exists: false,
+                            symlinks,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Resolution {
+            path: to_path(&cur),
+            exists: true,
+            symlinks,
+        })
+    }
+}
+
+/// Components of `path` without "" and ".", reversed so `pop` gives the next.
+fn components_rev(path: &str) -> Vec<String> {
+    path.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .rev()
+        .map(str::to_string)
+        .collect()
+}
+
+fn to_path(parts: &[String]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum::<usize>().max(1));
+    for p in parts {
+        s.push('/');
+        s.push_str(p);
+    }
+    if s.is_empty() {
+        s.push('/');
+    }
+    s
+}
+
+/// The path reached so far plus what was left, cleaned without lookups.
+fn finish_lexically(mut cur: Vec<String>, mut todo: Vec<String>) -> String {
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            cur.pop();
+        } else {
+            cur.push(c);
+        }
+    }
+    to_path(&cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::fs::{Entry, EntryKind, ImageFs};
+
+    fn fs_with(entries: &[(&str, EntryKind)]) -> ImageFs {
+        let mut fs = ImageFs::new();
+        for (p, k) in entries {
+            fs.insert(p, Entry::new(k.clone(), 0o755)).unwrap();
+        }
+        fs
+    }
+
+    fn link(t: &str) -> EntryKind {
+        EntryKind::Symlink {
+            target: t.to_string(),
+        }
+    }
+
+    fn file() -> EntryKind {
+        EntryKind::File(Default::default())
+    }
+
+    #[test]
+    fn cleaning() {
+        assert_eq!(clean_entry_path("./usr/bin/").unwrap(), "/usr/bin");
+        assert_eq!(clean_entry_path("/etc//passwd").unwrap(), "/etc/passwd");
+        assert_eq!(clean_entry_path("a/../b").unwrap(), "/b");
+        assert_eq!(clean_entry_path("./").unwrap(), "/");
+        assert!(clean_entry_path("../etc/passwd").is_err());
+        assert!(clean_entry_path("a/../../b").is_err());
+        assert_eq!(normalize("../../a//./b/.."), "/a");
+        assert_eq!(join("/usr/lib", "../bin/x"), "/usr/bin/x");
+        assert_eq!(join("/usr/lib", "/etc"), "/etc");
+        assert_eq!(parent("/a/b"), "/a");
+        assert_eq!(parent("/a"), "/");
+        assert_eq!(file_name("/a/b"), "b");
+        assert_eq!(ancestors("/a/b/c").collect::<Vec<_>>(), vec!["/a", "/a/b"]);
+    }
+
+    #[test]
+    fn symlink_chains_absolute_and_relative() {
+        let fs = fs_with(&[
+            ("/usr/lib/x86_64-linux-gnu/libfoo.so.1.2.3", file()),
+            (
+                "/usr/lib/x86_64-linux-gnu/libfoo.so.1",
+                link("libfoo.so.1.2.3"),
+            ),
+            ("/lib", link("usr/lib")),
+            ("/usr/bin/python3.11", file()),
+            ("/usr/bin/python3", link("python3.11")),
+            ("/usr/local/bin/python", link("/usr/bin/python3")),
+        ]);
+        let r = fs
+            .resolve(
+                "/lib/x86_64-linux-gnu/libfoo.so.1",
+                ResolveOptions::default(),
+            )
+            .unwrap();
+        assert!(r.exists);
+        assert_eq!(r.path, "/usr/lib/x86_64-linux-gnu/libfoo.so.1.2.3");
+        assert_eq!(
+            r.symlinks,
+            vec!["/lib", "/usr/lib/x86_64-linux-gnu/libfoo.so.1"]
+        );
+        let r = fs
+            .resolve("//usr/local/./bin/../bin/python", ResolveOptions::default())
+            .unwrap();
+        assert_eq!(r.path, "/usr/bin/python3.11");
+        assert_eq!(
+            r.symlinks,
+            vec!["/usr/local/bin/python", "/usr/bin/python3"]
+        );
+
+        // lstat semantics stop at the last link, but still pass earlier ones.
+        let r = fs
+            .resolve(
+                "/lib/x86_64-linux-gnu/libfoo.so.1",
+                ResolveOptions::no_follow(),
+            )
+            .unwrap();
+        assert_eq!(r.path, "/usr/lib/x86_64-linux-gnu/libfoo.so.1");
+        assert_eq!(r.symlinks, vec!["/lib"]);
+        // A trailing slash follows anyway.
+        let r = fs.resolve("/lib/", ResolveOptions::no_follow()).unwrap();
+        assert_eq!(r.path, "/usr/lib");
+    }
+
+    #[test]
+    fn escapes_stay_inside_the_root() {
+        let fs = fs_with(&[
+            ("/etc/passwd", file()),
+            ("/app/up", link("../../../../etc")),
+            ("/app/abs", link("/../../etc/passwd")),
+        ]);
+        let r = fs
+            .resolve("/../../../etc/passwd", Default::default())
+            .unwrap();
+        assert_eq!(r.path, "/etc/passwd");
+        let r = fs.resolve("/app/up/passwd", Default::default()).unwrap();
+        assert!(r.exists);
+        assert_eq!(r.path, "/etc/passwd");
+        let r = fs.resolve("/app/abs", Default::default()).unwrap();
+        assert_eq!(r.path, "/etc/passwd");
+        let r = fs
+            .resolve_at("/app", "up/../etc/passwd", Default::default())
+            .unwrap();
+        assert_eq!(r.path, "/etc/passwd");
+    }
+
+    #[test]
+    fn loops_and_missing() {
+        let fs = fs_with(&[
+            ("/a", link("b")),
+            ("/b", link("a")),
+            ("/self", link("self")),
+            ("/f", file()),
+            ("/dangling", link("/nowhere/x")),
+        ]);
+        assert!(matches!(
+            fs.resolve("/a", Default::default()),
+            Err(ImageError::SymlinkLoop(_))
+        ));
+        assert!(fs.resolve("/self/x", Default::default()).is_err());
+        // lstat on a looping link is fine.
+        assert!(
+            fs.resolve("/a", ResolveOptions::no_follow())
+                .unwrap()
+                .exists
+        );
+        let r = fs.resolve("/f/x", Default::default()).unwrap();
+        assert!(!r.exists);
+        let r = fs.resolve("/f/", Default::default()).unwrap();
+        assert!(!r.exists);
+        let r = fs.resolve("/dangling", Default::default()).unwrap();
+        assert_eq!(r.path, "/nowhere/x");
+        assert!(!r.exists);
+        assert_eq!(r.symlinks, vec!["/dangling"]);
+        let r = fs.resolve("/missing/../f", Default::default()).unwrap();
+        assert!(!r.exists, "the kernel fails at /missing before '..'");
+    }
+
+    #[test]
+    fn exactly_forty_links_resolve() {
+        let mut entries = vec![("/l0".to_string(), file())];
+        for i in 1..=41 {
+            entries.push((format!("/l{i}"), link(&format!("l{}", i - 1))));
+        }
+        let mut fs = ImageFs::new();
+        for (p, k) in &entries {
+            fs.insert(p, Entry::new(k.clone(), 0o755)).unwrap();
+        }
+        assert!(fs.resolve("/l40", Default::default()).unwrap().exists);
+        assert!(fs.resolve("/l41", Default::default()).is_err());
+    }
+}
