@@ -121,3 +121,42 @@ fn readiness_fails_clearly_when_the_app_does_not_listen_on_the_port() -> anyhow:
         Ok(())
     })
 }
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn readiness_stops_early_when_the_container_exits() -> anyhow::Result<()> {
+    ensure_image(TestImage::ShellEntrypoint)?;
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let engine = Engine::connect(None).await?;
+        let spec = ContainerSpec {
+            entrypoint: Some(
+                ["sh", "-c", "echo cannot read config >&2; exit 3"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            ..spec(TestImage::ShellEntrypoint)
+        };
+        let id = engine.create_container(&spec).await?;
+        let c = Container { id: id.clone() };
+        engine.start(&id).await?;
+        // It may be gone already, and with it its published port.
+        let info = engine.inspect_container(&id).await?;
+        let ep = Endpoint::new("127.0.0.1", info.host_port("8080").unwrap_or(9), 8080);
+        let t = Instant::now();
+        let err = probe::wait_ready_or_exit(
+            &engine,
+            &c.id,
+            &[ep],
+            Instant::now() + Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(
+            matches!(err, ProbeError::ContainerExited { code: 3, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("cannot read config"), "{err}");
+        Ok(())
+    })
+}

@@ -520,10 +520,10 @@ impl Engine {
             working_dir: req.workdir.clone(),
             ..Default::default()
         };
-        let created = self.docker.create_exec(id, config).await.map_err(&map)?;
         let mut out = ExecOutput::default();
         let limit = req.max_output;
         let run = async {
+            let created = self.docker.create_exec(id, config).await.map_err(&map)?;
             match self
                 .docker
                 .start_exec(&created.id, None)

@@ -18,6 +18,12 @@ pub enum ProbeError {
         secs: f64,
         last: String,
     },
+    /// The container exited while slimd waited for it to answer.
+    #[error(
+        "the container exited with code {code} before it answered on its ports{}",
+        stderr_hint(stderr_tail)
+    )]
+    ContainerExited { code: i64, stderr_tail: String },
     /// The `--http-probe-file` could not be read.
     #[error("cannot read HTTP probe file {}: {source}", path.display())]
     ProbeFileRead {
@@ -43,6 +49,15 @@ pub enum ProbeError {
     /// The engine failed underneath an exec probe or a one-shot run.
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+fn stderr_hint(tail: &str) -> String {
+    let tail = tail.trim();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; its stderr ends with: {tail}")
+    }
 }
 
 pub type Result<T, E = ProbeError> = std::result::Result<T, E>;

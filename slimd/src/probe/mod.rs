@@ -2,7 +2,8 @@
 //! probe and crawl, exec and host-command probes, one-shot runs, and verify,
 //! which compares an original run with the slim image's run.
 //!
-//! The usual flow: [`http::wait_http_ready`] on each endpoint, then
+//! The usual flow: [`wait_ready_or_exit`] (readiness of every endpoint,
+//! cut short when the container exits), then
 //! [`run_probes`] with a [`ProbePlan`]; for verify, [`run_probes`] again on
 //! the slim container with [`ProbePlan::replay_of`] and [`verify::compare`].
 
@@ -97,6 +98,41 @@ impl ProbePlan {
                 .collect(),
             command_timeout: self.command_timeout,
         }
+    }
+}
+
+/// Waits until every endpoint answers (see [`wait_http_ready`]), or fails
+/// early with [`ProbeError::ContainerExited`] (and the end of its stderr)
+/// when the container exits first: a crashing app should not cost the whole
+/// readiness timeout.
+pub async fn wait_ready_or_exit(
+    engine: &Engine,
+    container_id: &str,
+    endpoints: &[Endpoint],
+    deadline: Instant,
+) -> Result<Vec<Readiness>> {
+    let ready = async {
+        let mut out = Vec::with_capacity(endpoints.len());
+        for ep in endpoints {
+            out.push(wait_http_ready(ep, deadline).await?);
+        }
+        Ok(out)
+    };
+    tokio::pin!(ready);
+    tokio::select! {
+        r = &mut ready => r,
+        exited = engine.wait_exit(container_id, deadline) => match exited? {
+            Some(code) => {
+                const TAIL: usize = 2000;
+                let logs = engine.logs(container_id, 1 << 20).await?;
+                let err = &logs.stderr[logs.stderr.len().saturating_sub(TAIL)..];
+                Err(ProbeError::ContainerExited {
+                    code,
+                    stderr_tail: String::from_utf8_lossy(err).into_owned(),
+                })
+            }
+            None => ready.await,
+        },
     }
 }
 
