@@ -10,6 +10,7 @@
 pub mod api;
 pub mod cli;
 pub mod engine;
+pub mod harden;
 pub mod image;
 pub mod probe;
 pub mod report;
