@@ -10,8 +10,9 @@
 //! content hashes, in `P/share/slimd/install.json`.
 //!
 //! `uninstall [--prefix P]` stops and disables the units when systemd runs,
-//! then removes exactly what that record lists: a file changed since install
-//! (an edited unit) is kept and named, and the group is removed only if
+//! then removes exactly what that record lists (and the directories install
+//! created, when empty): a file changed since install (an edited unit) is
+//! kept and named, and the group is removed only if
 //! install created it and nobody is in it. A group with members is left:
 //! they were added by an administrator, and deleting it would leave their
 //! accounts naming a group that no longer exists. slimd's state in
@@ -70,6 +71,9 @@ struct Record {
     files: Vec<RecordedFile>,
     /// Install created the group (it did not exist before).
     created_group: bool,
+    /// Directories install created, deepest first (removed when empty).
+    #[serde(default)]
+    created_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -257,7 +261,25 @@ fn read_record(layout: &Layout) -> Result<Option<Record>> {
 
 fn install_with(layout: &Layout, bins: &Path, units: &Path, host: &mut dyn Host) -> Result<()> {
     let previous = read_record(layout)?.unwrap_or_default();
-    let mut record = Record::default();
+    let mut record = Record {
+        created_dirs: previous.created_dirs.clone(),
+        ..Record::default()
+    };
+    for dir in [
+        &layout.bin_dir,
+        &layout.unit_dir,
+        layout.record.parent().context("record path")?,
+    ] {
+        for d in missing_dirs(dir) {
+            if !record.created_dirs.contains(&d) {
+                record.created_dirs.push(d);
+            }
+        }
+    }
+    // Deepest first, so that removal empties children before parents.
+    record
+        .created_dirs
+        .sort_by_key(|d| std::cmp::Reverse(d.components().count()));
     let mut changed_units = false;
     let mut changed_daemon = false;
 
@@ -321,6 +343,14 @@ fn install_with(layout: &Layout, bins: &Path, units: &Path, host: &mut dyn Host)
     Ok(())
 }
 
+/// `dir` and those of its ancestors that do not exist yet.
+fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
 fn report(dest: &Path, changed: bool) {
     let what = if changed { "installed" } else { "unchanged" };
     println!("install: {what} {}", dest.display());
@@ -364,8 +394,11 @@ fn uninstall_with(layout: &Layout, host: &mut dyn Host) -> Result<()> {
         }
     }
     fs::remove_file(&layout.record)?;
-    if let Some(dir) = layout.record.parent() {
-        let _ = fs::remove_dir(dir); // only if empty
+    for dir in &record.created_dirs {
+        // Only if empty: something else may have moved in since.
+        if fs::remove_dir(dir).is_ok() {
+            println!("uninstall: removed {}", dir.display());
+        }
     }
     if systemd {
         host.systemctl(&["daemon-reload"])?;
@@ -444,15 +477,14 @@ mod tests {
         (layout, bins, project_root().join("deploy/systemd"))
     }
 
-    /// Every file under `dir`, relative, sorted.
+    /// Every file and directory under `dir`, relative, sorted.
     fn tree(dir: &Path) -> Vec<String> {
         fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
             for e in fs::read_dir(dir).into_iter().flatten().flatten() {
                 let p = e.path();
+                out.push(p.strip_prefix(base).unwrap().display().to_string());
                 if p.is_dir() {
                     walk(base, &p, out);
-                } else {
-                    out.push(p.strip_prefix(base).unwrap().display().to_string());
                 }
             }
         }
