@@ -94,10 +94,7 @@ fn ours(fs: &ImageFs, path: &str, follow: bool) -> Outcome {
 
 /// Keeps names the real filesystem can hold.
 fn usable(s: &str) -> bool {
-    !s.is_empty()
-        && !s.contains('\0')
-        && s.len() < 1024
-        && s.split('/').all(|c| c.len() <= 255)
+    !s.is_empty() && !s.contains('\0') && s.len() < 1024 && s.split('/').all(|c| c.len() <= 255)
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -116,7 +113,9 @@ fuzz_target!(|data: &[u8]| {
         let kind = match op {
             'd' => EntryKind::Dir,
             'f' => EntryKind::File(Default::default()),
-            'l' if usable(b) => EntryKind::Symlink { target: b.to_string() },
+            'l' if usable(b) => EntryKind::Symlink {
+                target: b.to_string(),
+            },
             '?' => {
                 queries.push(a.to_string());
                 continue;
@@ -141,20 +140,28 @@ fuzz_target!(|data: &[u8]| {
             EntryKind::File(_) => {
                 std::fs::File::create(&on_disk).unwrap();
             }
-            EntryKind::Symlink { target } => {
-                std::os::unix::fs::symlink(target, &on_disk).unwrap()
-            }
+            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &on_disk).unwrap(),
             _ => unreachable!(),
         }
     }
     let c = CString::new(root.as_os_str().as_bytes()).unwrap();
-    let rootfd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
+    let rootfd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
     assert!(rootfd >= 0);
     for q in queries.iter().take(16) {
         for follow in [true, false] {
             let k = kernel(&root, rootfd, q, follow);
             let o = ours(&fs, q, follow);
-            assert_eq!(o, k, "resolving {q:?} (follow_last={follow}) in {:?}", fs.iter().collect::<Vec<_>>());
+            assert_eq!(
+                o,
+                k,
+                "resolving {q:?} (follow_last={follow}) in {:?}",
+                fs.iter().collect::<Vec<_>>()
+            );
             // Resolving a result again lands on itself.
             if let (Outcome::Found(p), true) = (&o, follow) {
                 assert_eq!(ours(&fs, p, true), Outcome::Found(p.clone()));

@@ -905,7 +905,6 @@ mod tests {
         mid2: Vec<u8>,
         custom_user: Vec<u8>,
         custom: Vec<u8>,
-        missing: Vec<u8>,
         static_exe: Vec<u8>,
         static_pie: Vec<u8>,
     }
@@ -1005,18 +1004,6 @@ mod tests {
         )?;
         let custom = gcc(d, "libcustom.so", &[&so[..], &["custom.c"]].concat())?;
         let custom_user = gcc(d, "cu", &["-nostdlib", interp, "cu.c", "-L.", "-lcustom"])?;
-        let missing = gcc(
-            d,
-            "miss",
-            &[
-                "-nostdlib",
-                interp,
-                "miss.c",
-                "-L.",
-                "-lcustom",
-                "-Wl,--no-as-needed",
-            ],
-        )?;
         let static_exe = gcc(d, "st", &["-static", "-nostdlib", "st.c"])?;
         let static_pie = gcc(d, "stpie", &["-static-pie", "-nostdlib", "-fPIE", "st.c"])?;
         Some(Built {
@@ -1029,7 +1016,6 @@ mod tests {
             mid2,
             custom_user,
             custom,
-            missing,
             static_exe,
             static_pie,
         })
@@ -1068,7 +1054,6 @@ mod tests {
             .file("etc/ld.so.conf.d/custom.conf", b"/usr/local/custom\n")
             .exe("usr/local/custom/libcustom.so", &b.custom)
             .exe("bin/cu", &b.custom_user)
-            .exe("bin/miss", &b.missing)
             .exe("bin/static", &b.static_exe)
             .exe("bin/static-pie", &b.static_pie)
             .build();
@@ -1155,7 +1140,6 @@ mod tests {
         assert_eq!(info.soname.as_deref(), Some("libbase.so.1"));
         assert!(read_elf_info(fs, "/etc/ld.so.conf").unwrap().is_none());
         assert!(elf_closure(fs, "/etc/ld.so.conf", &opts).is_err());
-        drop(b.missing);
     }
 
     #[test]
@@ -1177,6 +1161,65 @@ mod tests {
         assert!(musl_reserved("libpthread.so.0"));
         assert!(!musl_reserved("libcrypto.so.3"));
         assert!(!musl_reserved("libcurl.so.4"));
+    }
+
+    #[test]
+    fn musl_loader_path_file_and_reserved_libc() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        std::fs::write(d.join("z.c"), "int z(void){return 1;}\n").unwrap();
+        std::fs::write(d.join("c.c"), "int c(void){return 1;}\n").unwrap();
+        std::fs::write(
+            d.join("m.c"),
+            "int z(void); int c(void); void _start(void){ z(); c(); for(;;); }\n",
+        )
+        .unwrap();
+        let so = ["-shared", "-fPIC", "-nostdlib"];
+        let Some(libz) = gcc(
+            d,
+            "libz.so.1.3",
+            &[&so[..], &["-Wl,-soname,libz.so.1", "z.c"]].concat(),
+        ) else {
+            return;
+        };
+        let libc = gcc(
+            d,
+            "libc.musl-x86_64.so.1",
+            &[&so[..], &["-Wl,-soname,libc.musl-x86_64.so.1", "c.c"]].concat(),
+        )
+        .unwrap();
+        let exe = gcc(
+            d,
+            "m",
+            &[
+                "-nostdlib",
+                "-Wl,--dynamic-linker=/lib/ld-musl-x86_64.so.1",
+                "m.c",
+                "libz.so.1.3",
+                "libc.musl-x86_64.so.1",
+            ],
+        )
+        .unwrap();
+        let layer = LayerBuilder::new()
+            .exe("lib/ld-musl-x86_64.so.1", &libc)
+            .symlink("lib/libc.musl-x86_64.so.1", "ld-musl-x86_64.so.1")
+            .file("etc/ld-musl-x86_64.path", b"/usr/local/lib\n/usr/lib\n")
+            .exe("usr/lib/libz.so.1.3", &libz)
+            .symlink("usr/lib/libz.so.1", "libz.so.1.3")
+            // Not on musl's path: must not be found.
+            .exe("lib/x86_64-linux-gnu/libz.so.1", &libz)
+            .exe("bin/app", &exe)
+            .build();
+        let s = tempfile::tempdir().unwrap();
+        let img = image_from(vec![layer], s.path()).unwrap();
+        let c = elf_closure(&img.fs, "/bin/app", &ElfOptions::default()).unwrap();
+        assert_eq!(c.flavor, Some(LibcFlavor::Musl));
+        assert!(c.missing.is_empty(), "{:?}", c.missing);
+        let interp = c.interpreter.as_ref().unwrap();
+        assert_eq!(interp.path, "/lib/ld-musl-x86_64.so.1");
+        assert_eq!(c.libraries.len(), 1, "{:?}", c.libraries);
+        assert_eq!(c.libraries[0].path, "/usr/lib/libz.so.1.3");
+        assert_eq!(c.libraries[0].symlinks, vec!["/usr/lib/libz.so.1"]);
     }
 
     #[test]

@@ -222,6 +222,13 @@ impl ImageFs {
             path: path.to_string(),
             reason: r.into(),
         })?;
+        if path == "/" && !entry.is_dir() {
+            return Err(ImageError::UnsafePath {
+                what: "insert".into(),
+                path,
+                reason: "the root must stay a directory".into(),
+            });
+        }
         let layer = entry.layer;
         self.ensure_parents(&path, layer);
         self.put(path, entry, layer);

@@ -146,11 +146,11 @@ impl ImageFs {
     /// Resolves `path` relative to the directory `base` (a clean image path,
     /// e.g. a process's cwd); absolute paths ignore `base`.
     pub fn resolve_at(&self, base: &str, path: &str, opts: ResolveOptions) -> Result<Resolution> {
-        // Work stack of components still to walk, next one last.
+        // Work stack of components still to walk, next one last. Empty and
+        // "." components stay in it: after a name they mean "this must be a
+        // directory" (a trailing slash), which also makes a final symlink be
+        // followed, as the kernel does.
         let mut todo: Vec<String> = components_rev(path);
-        // A trailing "/" or "." or ".." demands a directory and follows links.
-        let last = path.rsplit('/').next().unwrap_or("");
-        let wants_dir = path.ends_with('/') || last == "." || last == "..";
         let mut cur: Vec<String> = if path.starts_with('/') {
             Vec::new()
         } else {
@@ -163,9 +163,15 @@ impl ImageFs {
         let mut symlinks: Vec<String> = Vec::new();
         let mut followed = 0u32;
         while let Some(comp) = todo.pop() {
-            if comp == ".." {
-                cur.pop();
-                continue;
+            match comp.as_str() {
+                // `cur` is always a directory here: a non-directory followed
+                // by more components ended the walk below.
+                "" | "." => continue,
+                ".." => {
+                    cur.pop();
+                    continue;
+                }
+                _ => {}
             }
             let is_last = todo.is_empty();
             cur.push(comp);
@@ -180,7 +186,7 @@ impl ImageFs {
                 }
                 Some(EntryKind::Dir) => {}
                 Some(EntryKind::Symlink { target }) => {
-                    if is_last && !opts.follow_last && !wants_dir {
+                    if is_last && !opts.follow_last {
                         break;
                     }
                     followed += 1;
@@ -205,7 +211,7 @@ impl ImageFs {
                     todo.extend(components_rev(target));
                 }
                 Some(_) => {
-                    if !is_last || wants_dir {
+                    if !is_last {
                         // ENOTDIR: a file used as a directory.
                         return Ok(Resolution {
                             path: finish_lexically(cur, todo),
@@ -224,10 +230,12 @@ impl ImageFs {
     }
 }
 
-/// Components of `path` without "" and ".", reversed so `pop` gives the next.
+/// Components of `path` reversed so `pop` gives the next; a leading slash
+/// gives no component, a trailing one an empty component.
 fn components_rev(path: &str) -> Vec<String> {
-    path.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
+    path.strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
         .rev()
         .map(str::to_string)
         .collect()
@@ -248,10 +256,12 @@ fn to_path(parts: &[String]) -> String {
 /// The path reached so far plus what was left, cleaned without lookups.
 fn finish_lexically(mut cur: Vec<String>, mut todo: Vec<String>) -> String {
     while let Some(c) = todo.pop() {
-        if c == ".." {
-            cur.pop();
-        } else {
-            cur.push(c);
+        match c.as_str() {
+            "" | "." => {}
+            ".." => {
+                cur.pop();
+            }
+            _ => cur.push(c),
         }
     }
     to_path(&cur)
@@ -397,6 +407,31 @@ mod tests {
         assert_eq!(r.symlinks, vec!["/dangling"]);
         let r = fs.resolve("/missing/../f", Default::default()).unwrap();
         assert!(!r.exists, "the kernel fails at /missing before '..'");
+    }
+
+    #[test]
+    fn trailing_slashes_demand_directories() {
+        let fs = fs_with(&[
+            ("/f", file()),
+            ("/d/x", file()),
+            ("/to_f_slash", link("f/")),
+            ("/to_d_slash", link("d/")),
+            ("/to_f", link("f")),
+        ]);
+        let found = |p: &str, o| fs.resolve(p, o).unwrap();
+        assert!(!found("/to_f_slash", Default::default()).exists);
+        assert_eq!(found("/to_d_slash", Default::default()).path, "/d");
+        assert!(!found("/f/.", Default::default()).exists);
+        assert!(!found("/f/..", Default::default()).exists);
+        assert!(!found("/to_f/", ResolveOptions::no_follow()).exists);
+        assert_eq!(
+            found("/to_d_slash/.", ResolveOptions::no_follow()).path,
+            "/d"
+        );
+        assert_eq!(found("/to_f", ResolveOptions::no_follow()).path, "/to_f");
+        assert_eq!(found("/", Default::default()).path, "/");
+        assert_eq!(found("", Default::default()).path, "/");
+        assert_eq!(found("d//x", Default::default()).path, "/d/x");
     }
 
     #[test]

@@ -294,7 +294,12 @@ impl XrayReport {
                 if e.mode & 0o2000 != 0 && !e.is_dir() {
                     setgid.push(mp());
                 }
-                if e.mode & 0o002 != 0 {
+                // Device nodes like /dev/null are meant to be 0666.
+                let device = matches!(
+                    e.kind,
+                    EntryKind::CharDevice { .. } | EntryKind::BlockDevice { .. }
+                );
+                if e.mode & 0o002 != 0 && !device {
                     world_writable.push(mp());
                 }
             }
@@ -474,7 +479,14 @@ impl XrayReport {
                     size: l.size,
                     blob_size: l.blob_size,
                     entries: l.entries,
-                    created_by: l.history.as_ref().and_then(|h| h.created_by.clone()),
+                    // `docker import` leaves created_by empty and says
+                    // what happened in the comment.
+                    created_by: l.history.as_ref().and_then(|h| {
+                        h.created_by
+                            .clone()
+                            .filter(|c| !c.trim().is_empty())
+                            .or_else(|| h.comment.clone())
+                    }),
                     created: l.history.as_ref().and_then(|h| h.created.clone()),
                 })
                 .collect(),
@@ -633,11 +645,11 @@ impl XrayReport {
         }
 
         let list = |o: &mut String, title: &str, items: &[String]| {
-            let _ = writeln!(
-                o,
-                "\n{title:<13} {}",
-                if items.is_empty() { "none" } else { "" }
-            );
+            if items.is_empty() {
+                let _ = writeln!(o, "\n{title:<13} none");
+            } else {
+                let _ = writeln!(o, "\n{title:<13} {}", items.len());
+            }
             for i in items {
                 let _ = writeln!(o, "  {i}");
             }
