@@ -1,7 +1,41 @@
-//! One build or profile from start to end: phases, cancellation, cleanup,
-//! the report. The conductor: it calls the other modules; they never call it.
+//! Sessions: one build or profile from start to end — phases, progress,
+//! cancellation, cleanup, the report. The conductor: it calls the tracer,
+//! the engine, the probes, the resolver and the image library; they never
+//! call it.
+//!
+//! The [`Daemon`] owns what lives as long as the process: the loaded tracer,
+//! the engine connection, the registry of running sessions, and the state
+//! directory (`<state>/sessions/<id>/` keeps each session's `session.json`
+//! and `report.json`; `<state>/scratch/<id>/` holds its temporary files and
+//! is removed when it ends).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+pub mod cleanup;
+mod run;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tokio::sync::{Notify, broadcast, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::{
+    api::types::{
+        ApiError, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo,
+    },
+    engine::Engine,
+    tracer::{Tracer, TracerOptions},
+};
+
+/// Labels on everything a session creates.
+pub const LABEL_SESSION: &str = "slimd.session";
+/// Which daemon instance (its cgroup root name) made it: two daemons on one
+/// host (e.g. tests) never clean up each other's sessions.
+pub const LABEL_INSTANCE: &str = "slimd.instance";
 
 /// A fresh session id: short, sortable by time, safe as a cgroup name,
 /// label value and directory name.
@@ -18,13 +52,379 @@ pub fn new_session_id() -> String {
     format!("{:x}-{}", now.as_secs(), hex::encode(rnd))
 }
 
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Daemon settings.
+#[derive(Clone, Debug)]
+pub struct DaemonConfig {
+    /// Reports and scratch space (`/var/lib/slimd`).
+    pub state_dir: PathBuf,
+    /// Directory name under the cgroup2 root, and the instance label.
+    pub cgroup_root: String,
+    /// Docker socket (default: the engine's default).
+    pub engine_socket: Option<PathBuf>,
+    pub tracer: TracerOptions,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("/var/lib/slimd"),
+            cgroup_root: "slimd".into(),
+            engine_socket: None,
+            tracer: TracerOptions::default(),
+        }
+    }
+}
+
+/// A session the daemon is running (or ran, until it is forgotten).
+pub struct SessionHandle {
+    pub id: String,
+    pub detach: bool,
+    info: Mutex<SessionInfo>,
+    history: Mutex<Vec<Progress>>,
+    tx: broadcast::Sender<Progress>,
+    pub cancel: CancellationToken,
+    continue_signal: Notify,
+    finished: watch::Sender<bool>,
+}
+
+impl SessionHandle {
+    fn new(id: String, req: &SessionRequest) -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        let (finished, _) = watch::channel(false);
+        Self {
+            info: Mutex::new(SessionInfo {
+                id: id.clone(),
+                kind: req.kind,
+                image: req.image.clone(),
+                state: "running".into(),
+                phase: None,
+                started: unix_now(),
+                finished: None,
+                target: None,
+                message: None,
+            }),
+            id,
+            detach: req.detach,
+            history: Mutex::new(Vec::new()),
+            tx,
+            cancel: CancellationToken::new(),
+            continue_signal: Notify::new(),
+            finished,
+        }
+    }
+
+    /// Records and broadcasts one progress line.
+    pub fn emit(&self, p: Progress) {
+        if let Progress::PhaseStarted { phase } = &p {
+            self.info.lock().unwrap().phase = Some(*phase);
+        }
+        let mut h = self.history.lock().unwrap();
+        h.push(p.clone());
+        let _ = self.tx.send(p);
+    }
+
+    /// Everything so far plus a receiver for what follows (no gap, no
+    /// duplicate: both are taken under the history lock).
+    pub fn subscribe(&self) -> (Vec<Progress>, broadcast::Receiver<Progress>) {
+        let h = self.history.lock().unwrap();
+        (h.clone(), self.tx.subscribe())
+    }
+
+    pub fn info(&self) -> SessionInfo {
+        self.info.lock().unwrap().clone()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        *self.finished.borrow()
+    }
+
+    /// Waits until the session has ended and cleaned up.
+    pub async fn wait(&self) {
+        let mut rx = self.finished.subscribe();
+        let _ = rx.wait_for(|f| *f).await;
+    }
+
+    /// `--continue-after signal`: the user says "go on".
+    pub fn signal_continue(&self) {
+        self.continue_signal.notify_one();
+    }
+}
+
+/// What lives as long as the daemon.
+pub struct Daemon {
+    pub config: DaemonConfig,
+    tracer: Result<Tracer, String>,
+    engine: tokio::sync::Mutex<Option<Engine>>,
+    sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
+}
+
+impl Daemon {
+    /// Loads the tracer, connects to the engine, prepares the state
+    /// directory and removes leftovers of earlier runs. A tracer or engine
+    /// that fails is remembered and reported, not fatal: `status` and
+    /// `xray` still work, and builds say what is missing.
+    pub async fn start(config: DaemonConfig) -> anyhow::Result<Arc<Self>> {
+        for d in ["sessions", "scratch"] {
+            let p = config.state_dir.join(d);
+            std::fs::create_dir_all(&p)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.display()))?;
+        }
+        let tracer = Tracer::load(config.tracer.clone()).map_err(|e| e.to_string());
+        match &tracer {
+            Ok(t) => tracing::info!(
+                tracepoints = t.info().tracepoints.len(),
+                cgroup = %t.cgroups().v2_mount.display(),
+                "tracer loaded"
+            ),
+            Err(e) => tracing::error!("tracer unavailable: {e}"),
+        }
+        let engine = match Engine::connect(config.engine_socket.as_deref()).await {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::warn!("engine not reachable yet: {e}");
+                None
+            }
+        };
+        let daemon = Arc::new(Self {
+            config,
+            tracer,
+            engine: tokio::sync::Mutex::new(engine),
+            sessions: Mutex::new(HashMap::new()),
+        });
+        cleanup::remove_leftovers(&daemon).await;
+        Ok(daemon)
+    }
+
+    pub fn tracer(&self) -> Result<&Tracer, String> {
+        self.tracer.as_ref().map_err(Clone::clone)
+    }
+
+    /// The engine, connecting on first use (dockerd may start after us).
+    pub async fn engine(&self) -> Result<Engine, crate::engine::EngineError> {
+        let mut g = self.engine.lock().await;
+        if let Some(e) = g.as_ref() {
+            return Ok(e.clone());
+        }
+        let e = Engine::connect(self.config.engine_socket.as_deref()).await?;
+        *g = Some(e.clone());
+        Ok(e)
+    }
+
+    pub fn session_dir(&self, id: &str) -> PathBuf {
+        self.config.state_dir.join("sessions").join(id)
+    }
+
+    pub fn scratch_dir(&self, id: &str) -> PathBuf {
+        self.config.state_dir.join("scratch").join(id)
+    }
+
+    /// Starts a session in the background and returns its handle.
+    pub fn start_session(
+        self: &Arc<Self>,
+        req: SessionRequest,
+    ) -> Result<Arc<SessionHandle>, ApiError> {
+        if req.image.trim().is_empty() {
+            return Err(ApiError {
+                kind: FailureKind::Usage,
+                message: "no image given".into(),
+            });
+        }
+        let id = new_session_id();
+        let handle = Arc::new(SessionHandle::new(id.clone(), &req));
+        handle.emit(Progress::Session { id: id.clone() });
+        self.sessions
+            .lock()
+            .unwrap()
+            .insert(id.clone(), handle.clone());
+        let daemon = self.clone();
+        let h = handle.clone();
+        let span = tracing::info_span!("session", id = %id, image = %req.image);
+        tokio::spawn(
+            async move {
+                run::run(daemon.clone(), h.clone(), req).await;
+                daemon.sessions.lock().unwrap().remove(&h.id);
+                let _ = h.finished.send(true);
+            }
+            .instrument(span),
+        );
+        Ok(handle)
+    }
+
+    pub fn session(&self, id: &str) -> Option<Arc<SessionHandle>> {
+        self.sessions.lock().unwrap().get(id).cloned()
+    }
+
+    pub fn running_ids(&self) -> Vec<String> {
+        self.sessions.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Running sessions, then finished ones from the state directory,
+    /// newest first.
+    pub fn list(&self) -> Vec<SessionInfo> {
+        let mut out: Vec<SessionInfo> = self
+            .sessions
+            .lock()
+            .unwrap()
+            .values()
+            .map(|h| h.info())
+            .collect();
+        let running: Vec<String> = out.iter().map(|i| i.id.clone()).collect();
+        if let Ok(dir) = std::fs::read_dir(self.config.state_dir.join("sessions")) {
+            for e in dir.flatten() {
+                let id = e.file_name().to_string_lossy().into_owned();
+                if running.contains(&id) {
+                    continue;
+                }
+                if let Some(info) = read_json::<SessionInfo>(&e.path().join("session.json")) {
+                    out.push(info);
+                }
+            }
+        }
+        out.sort_by(|a, b| b.started.cmp(&a.started).then(b.id.cmp(&a.id)));
+        out
+    }
+
+    /// A session's report (finished sessions only).
+    pub fn report(&self, id: &str) -> Option<serde_json::Value> {
+        if !valid_id(id) {
+            return None;
+        }
+        read_json(&self.session_dir(id).join("report.json"))
+    }
+
+    pub fn cancel(&self, id: &str) -> bool {
+        match self.session(id) {
+            Some(h) => {
+                h.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels every session and waits (bounded) for their cleanup; then
+    /// sweeps leftovers once more.
+    pub async fn shutdown(&self) {
+        let handles: Vec<_> = self.sessions.lock().unwrap().values().cloned().collect();
+        for h in &handles {
+            h.cancel.cancel();
+        }
+        for h in &handles {
+            let _ = tokio::time::timeout(Duration::from_secs(30), h.wait()).await;
+        }
+        cleanup::remove_leftovers(self).await;
+    }
+
+    pub async fn status(&self) -> StatusInfo {
+        let (engine, engine_error) = match self.engine().await {
+            Ok(e) => match e.version().await {
+                Ok(v) => (Some(v), None),
+                Err(err) => (None, Some(err.to_string())),
+            },
+            Err(err) => (None, Some(err.to_string())),
+        };
+        let (mode, mount, tracepoints) = match &self.tracer {
+            Ok(t) => {
+                let c = t.cgroups();
+                (
+                    Some(format!("{:?}", c.mode).to_lowercase()),
+                    Some(c.v2_mount.display().to_string()),
+                    t.info().tracepoints.clone(),
+                )
+            }
+            Err(_) => match crate::tracer::CgroupHost::discover() {
+                Ok(c) => (
+                    Some(format!("{:?}", c.mode).to_lowercase()),
+                    Some(c.v2_mount.display().to_string()),
+                    Vec::new(),
+                ),
+                Err(_) => (None, None, Vec::new()),
+            },
+        };
+        StatusInfo {
+            daemon_version: env!("CARGO_PKG_VERSION").into(),
+            pid: std::process::id(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default(),
+            btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
+            cgroup_mode: mode,
+            cgroup_v2_mount: mount,
+            tracer_error: self.tracer.as_ref().err().cloned(),
+            tracepoints,
+            engine,
+            engine_error,
+            sessions_running: self.sessions.lock().unwrap().len(),
+            state_dir: self.config.state_dir.display().to_string(),
+        }
+    }
+}
+
+/// Session ids come from clients: only ours are valid (no path tricks).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() < 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let text = std::fs::read(path).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Writes JSON atomically (temp file + rename), so a crash never leaves half
+/// a report.
+pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let data = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Phase names for humans.
+pub fn phase_list() -> Vec<&'static str> {
+    Phase::ALL.iter().map(|p| p.name()).collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn ids_are_unique_and_plain() {
-        let a = super::new_session_id();
-        let b = super::new_session_id();
+    fn ids_are_unique_and_valid() {
+        let a = new_session_id();
+        let b = new_session_id();
         assert_ne!(a, b);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-'));
+        assert!(valid_id(&a));
+        assert!(!valid_id("../etc"));
+        assert!(!valid_id(""));
+        assert!(!valid_id("a/b"));
+    }
+
+    #[test]
+    fn history_and_subscription_have_no_gap() {
+        let req = SessionRequest {
+            image: "x".into(),
+            ..Default::default()
+        };
+        let h = SessionHandle::new("id".into(), &req);
+        h.emit(Progress::PhaseStarted {
+            phase: Phase::Inspect,
+        });
+        let (past, mut rx) = h.subscribe();
+        h.emit(Progress::PhaseStarted { phase: Phase::Start });
+        assert_eq!(past.len(), 1);
+        assert_eq!(
+            rx.try_recv().unwrap(),
+            Progress::PhaseStarted { phase: Phase::Start }
+        );
+        assert_eq!(h.info().phase, Some(Phase::Start));
     }
 }
