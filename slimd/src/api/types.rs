@@ -243,18 +243,38 @@ impl FailureKind {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Progress {
     /// The session exists (first line).
-    Session { id: String },
-    PhaseStarted { phase: Phase },
-    PhaseDone { phase: Phase, ms: u64, detail: Option<String> },
+    Session {
+        id: String,
+    },
+    PhaseStarted {
+        phase: Phase,
+    },
+    PhaseDone {
+        phase: Phase,
+        ms: u64,
+        detail: Option<String>,
+    },
     /// A phase that does not apply (e.g. load in a profile).
-    PhaseSkipped { phase: Phase, why: String },
+    PhaseSkipped {
+        phase: Phase,
+        why: String,
+    },
     /// Something the user should know, not an error.
-    Note { message: String },
-    Warning { message: String },
+    Note {
+        message: String,
+    },
+    Warning {
+        message: String,
+    },
     /// Last line on success: the report summary.
-    Done { summary: serde_json::Value },
+    Done {
+        summary: serde_json::Value,
+    },
     /// Last line on failure.
-    Failed { kind: FailureKind, message: String },
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
 }
 
 /// A session as listed by `GET /v1/sessions`.

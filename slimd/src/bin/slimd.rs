@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async {
         match cli.command {
-            Some(Command::Trace(args)) => slimd::cli::daemon::trace(args).await,
+            Some(Command::Trace(args)) => slimd::cli::daemon::trace(cli.serve, args).await,
             Some(Command::Serve) | None => slimd::cli::daemon::serve(cli.serve).await,
         }
     });

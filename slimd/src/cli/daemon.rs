@@ -1,22 +1,53 @@
-//! The `slimd` subcommands.
+//! The `slimd` subcommands: `serve` (the daemon) and `trace` (debugging).
 
 use std::{
     io::Write,
     os::fd::AsFd,
+    path::PathBuf,
     process::{ExitCode, Stdio},
 };
 
 use anyhow::Context;
 use clap::Args;
 
-use crate::tracer::{Tracer, TracerOptions};
+use crate::{
+    api::{server, types::DEFAULT_SOCKET},
+    session::{Daemon, DaemonConfig},
+    tracer::{Tracer, TracerOptions},
+};
 
 /// Flags of `slimd serve`.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Name of slimd's directory under the cgroup2 root.
+    /// API socket (ignored under systemd socket activation).
+    #[arg(long, env = "SLIMD_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
+    pub socket: PathBuf,
+    /// Reports and scratch space.
+    #[arg(long, default_value = "/var/lib/slimd", global = true)]
+    pub state_dir: PathBuf,
+    /// Name of slimd's directory under the cgroup2 root (and the label that
+    /// tells this daemon's containers apart).
     #[arg(long, default_value = "slimd", global = true)]
     pub cgroup_root: String,
+    /// Docker engine socket (default: DOCKER_HOST or /var/run/docker.sock).
+    #[arg(long, global = true)]
+    pub docker_socket: Option<PathBuf>,
+    /// Ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 16, global = true)]
+    pub ring_buffer_mb: u32,
+}
+
+impl ServeArgs {
+    fn tracer_options(&self) -> anyhow::Result<TracerOptions> {
+        let mb = self.ring_buffer_mb;
+        if mb == 0 || !mb.is_power_of_two() || mb > 1024 {
+            anyhow::bail!("--ring-buffer-mb must be a power of two between 1 and 1024");
+        }
+        Ok(TracerOptions {
+            ring_bytes: mb * 1024 * 1024,
+            ..TracerOptions::default()
+        })
+    }
 }
 
 /// Flags of `slimd trace`.
@@ -27,18 +58,48 @@ pub struct TraceArgs {
     pub docker_args: Vec<String>,
 }
 
-/// Runs the daemon.
-pub async fn serve(_args: ServeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the daemon is not implemented yet")
+/// Runs the daemon until SIGTERM or SIGINT, then cancels running sessions,
+/// removes their leftovers and exits.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = DaemonConfig {
+        state_dir: args.state_dir.clone(),
+        cgroup_root: args.cgroup_root.clone(),
+        engine_socket: args.docker_socket.clone(),
+        tracer: args.tracer_options()?,
+    };
+    let daemon = Daemon::start(config).await?;
+    let (listener, created) = server::listen(&args.socket).await?;
+    tracing::info!(socket = %args.socket.display(), "slimd serving");
+    let d = daemon.clone();
+    let shutdown = async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: cancelling running sessions");
+        d.shutdown().await;
+    };
+    server::serve(listener, daemon, shutdown)
+        .await
+        .context("serving the API")?;
+    if let Some(path) = created {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("slimd stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 /// `slimd trace -- <docker run args>`: events as JSON lines on stdout; the
 /// container's own output goes to stderr so stdout stays parseable.
-pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
-    let serve = ServeArgs {
-        cgroup_root: "slimd".into(),
-    };
-    let tracer = Tracer::load(TracerOptions::default())?;
+pub async fn trace(serve: ServeArgs, args: TraceArgs) -> anyhow::Result<ExitCode> {
+    let tracer = Tracer::load(serve.tracer_options()?)?;
     let name = format!("trace-{}", crate::session::new_session_id());
     let mut session = tracer.start_session(&serve.cgroup_root, &name)?;
     let mut events = session.take_events().expect("fresh session");
@@ -52,7 +113,13 @@ pub async fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         .arg("--cgroup-parent")
         .arg(&session.cgroup.parent)
         .arg("--label")
-        .arg(format!("slimd.session={name}"))
+        .arg(format!("{}={name}", crate::session::LABEL_SESSION))
+        .arg("--label")
+        .arg(format!(
+            "{}={}",
+            crate::session::LABEL_INSTANCE,
+            serve.cgroup_root
+        ))
         .args(&args.docker_args)
         .stdout(Stdio::from(stderr))
         .stdin(Stdio::null())

@@ -2,6 +2,7 @@
 //! Thin: parse flags, call the library or the API, print.
 
 pub mod daemon;
+pub mod slim;
 
 /// Logs to stderr; `RUST_LOG` overrides the level.
 pub fn init_logging(verbose: bool) {

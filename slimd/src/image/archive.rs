@@ -53,7 +53,7 @@ impl Default for ReadOptions {
 }
 
 /// Which layout the image came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ArchiveFormat {
     /// `docker save` with `manifest.json` and `<id>/layer.tar`.

@@ -13,7 +13,7 @@ use super::fs::ImageFs;
 use super::path::{ResolveOptions, normalize};
 
 /// Which package manager recorded a package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PackageManager {
     Dpkg,

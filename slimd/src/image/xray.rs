@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::archive::{ArchiveFormat, Image};
 use super::elf::{ElfKind, parse_elf};
@@ -24,7 +24,7 @@ use super::path::{ancestors, file_name};
 const TOP: usize = 25;
 
 /// One layer in the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LayerReport {
     pub index: usize,
     pub diff_id: String,
@@ -37,14 +37,14 @@ pub struct LayerReport {
 }
 
 /// A path and a size.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SizedPath {
     pub size: u64,
     pub path: String,
 }
 
 /// Bytes a layer stores that the final image does not show.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WastedFile {
     pub path: String,
     pub size: u64,
@@ -55,7 +55,7 @@ pub struct WastedFile {
 }
 
 /// The same content stored more than once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DuplicateSet {
     pub sha256: String,
     pub size: u64,
@@ -66,7 +66,7 @@ pub struct DuplicateSet {
 }
 
 /// A package line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PackageSummary {
     pub name: String,
     pub version: String,
@@ -76,7 +76,7 @@ pub struct PackageSummary {
 }
 
 /// A path with a notable mode.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModePath {
     pub path: String,
     /// Octal, e.g. "4755".
@@ -89,7 +89,7 @@ pub struct ModePath {
 }
 
 /// A file with file capabilities.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CapFile {
     pub path: String,
     /// In getcap's style, e.g. "cap_net_raw=ep".
@@ -97,7 +97,7 @@ pub struct CapFile {
 }
 
 /// ELF files by kind.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ElfSummary {
     pub executables: Vec<String>,
     pub static_executables: Vec<String>,
@@ -107,7 +107,7 @@ pub struct ElfSummary {
 }
 
 /// The run configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConfigSummary {
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
@@ -124,7 +124,7 @@ pub struct ConfigSummary {
 }
 
 /// Everything `slim xray` shows.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct XrayReport {
     pub image_id: String,
     pub repo_tags: Vec<String>,

@@ -1,1 +1,410 @@
-//! TODO
+//! The session report: what the image held, what the app did, what was kept
+//! and why, how the probes and verify went, and how long each phase took.
+//! Written as JSON to `<state>/sessions/<id>/report.json`; the CLI renders
+//! it from that JSON, so old reports stay readable.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::{
+    api::types::{ApiError, Phase, SessionKind},
+    probe::{ProbeReport, RunRecord},
+    resolve::{ExecRecord, KeepReason, NetOp, NetRecord},
+    tracer::{SockAddr, TraceStats},
+};
+
+/// Image sizes before and after.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Sizes {
+    /// As the engine counts it (what `docker images` shows).
+    pub original_bytes: u64,
+    pub original_files: u64,
+    pub slim_bytes: u64,
+    pub slim_files: u64,
+    pub removed_files: u64,
+    /// Bytes of regular files not carried over.
+    pub removed_bytes: u64,
+    /// `100 * (1 - slim/original)`.
+    pub reduction_percent: f64,
+}
+
+/// One kept path with its reasons.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeptFile {
+    pub path: String,
+    pub kind: &'static str,
+    pub size: u64,
+    pub reasons: Vec<KeepReason>,
+}
+
+/// The slim image compared with the original.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerifyResult {
+    pub passed: bool,
+    pub mismatches: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunRecord>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseTiming {
+    pub phase: Phase,
+    pub ms: u64,
+}
+
+/// Everything a session found out.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    pub id: String,
+    pub kind: SessionKind,
+    pub image: String,
+    pub image_id: String,
+    pub target: Option<String>,
+    pub target_id: Option<String>,
+    pub started: u64,
+    pub finished: u64,
+    /// `succeeded` or `failed` / `cancelled`.
+    pub state: String,
+    pub failure: Option<ApiError>,
+    pub sizes: Option<Sizes>,
+    pub phases: Vec<PhaseTiming>,
+    pub trace: Option<TraceStats>,
+    /// Syscall names the app's processes made.
+    pub syscalls: Vec<String>,
+    pub execs: Vec<ExecRecord>,
+    /// Ports the app listened on (`0.0.0.0:8080`).
+    pub listening: Vec<String>,
+    /// Destinations the app connected to.
+    pub connections: Vec<String>,
+    pub kept: Vec<KeptFile>,
+    /// Entries created in the slim image that the original lacked.
+    pub created: Vec<String>,
+    /// Paths the app used that the image does not have (made at run time).
+    pub not_in_image: Vec<String>,
+    /// Paths events named that could not be used (truncated, unknown fd).
+    pub unresolved: Vec<String>,
+    /// Resolution and dependency problems.
+    pub problems: Vec<String>,
+    pub excluded: Vec<String>,
+    pub probe: Option<ProbeReport>,
+    /// A one-shot container's own run.
+    pub run: Option<RunRecord>,
+    pub verify: Option<VerifyResult>,
+    /// Generated files (seccomp profile, network policy) by name.
+    pub artifacts: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// Ports and destinations, readable, from the network records.
+    pub fn set_network(&mut self, records: &[NetRecord]) {
+        let mut listening = Vec::new();
+        let mut connections = Vec::new();
+        for r in records.iter().filter(|r| r.ok) {
+            let Some(addr) = &r.addr else { continue };
+            let text = addr_text(addr);
+            let list = match r.op {
+                NetOp::Listen => &mut listening,
+                NetOp::Connect => &mut connections,
+                NetOp::Bind => continue,
+            };
+            if !list.contains(&text) {
+                list.push(text);
+            }
+        }
+        self.listening = listening;
+        self.connections = connections;
+    }
+
+    /// The short form streamed as the last progress line.
+    pub fn summary(&self, report_path: &str) -> Value {
+        json!({
+            "id": self.id,
+            "kind": self.kind,
+            "image": self.image,
+            "target": self.target,
+            "state": self.state,
+            "sizes": self.sizes,
+            "kept_paths": self.kept.len(),
+            "execs": self.execs.len(),
+            "listening": self.listening,
+            "connections": self.connections,
+            "lost_events": self.trace.map(|t| t.lost).unwrap_or(0),
+            "verify": self.verify.as_ref().map(|v| json!({"passed": v.passed, "mismatches": v.mismatches})),
+            "probe_requests": self.probe.as_ref().map(|p| p.http.len()).unwrap_or(0),
+            "phases": self.phases,
+            "artifacts": self.artifacts,
+            "warnings": self.warnings,
+            "report": report_path,
+        })
+    }
+}
+
+pub fn addr_text(a: &SockAddr) -> String {
+    match a {
+        SockAddr::Inet { ip, port } => format!("{ip}:{port}"),
+        SockAddr::Inet6 { ip, port } => format!("[{ip}]:{port}"),
+        SockAddr::Unix { path, r#abstract } => {
+            if *r#abstract {
+                format!("unix:@{path}")
+            } else {
+                format!("unix:{path}")
+            }
+        }
+        SockAddr::Other { af } => format!("family {af}"),
+        SockAddr::Unreadable => "unreadable address".into(),
+    }
+}
+
+/// Human-readable bytes.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Renders a summary (the `Done` line) for a terminal.
+pub fn render_summary(s: &Value) -> String {
+    let mut out = String::new();
+    let kind = s["kind"].as_str().unwrap_or("build");
+    if let Some(sz) = s.get("sizes").filter(|v| !v.is_null()) {
+        let orig = sz["original_bytes"].as_u64().unwrap_or(0);
+        let slim = sz["slim_bytes"].as_u64().unwrap_or(0);
+        out.push_str(&format!(
+            "  size      {} -> {}  ({:.1}% smaller)\n",
+            bytes(orig),
+            bytes(slim),
+            sz["reduction_percent"].as_f64().unwrap_or(0.0)
+        ));
+        out.push_str(&format!(
+            "  files     {} -> {}  ({} removed)\n",
+            sz["original_files"], sz["slim_files"], sz["removed_files"]
+        ));
+    }
+    if let Some(t) = s["target"].as_str().filter(|_| kind == "build") {
+        out.push_str(&format!("  image     {t}\n"));
+    }
+    out.push_str(&format!(
+        "  observed  {} paths kept, {} execs, {} probe requests\n",
+        s["kept_paths"], s["execs"], s["probe_requests"]
+    ));
+    for (label, key) in [("listens", "listening"), ("connects", "connections")] {
+        if let Some(v) = s[key].as_array().filter(|v| !v.is_empty()) {
+            let items: Vec<&str> = v.iter().filter_map(|x| x.as_str()).collect();
+            out.push_str(&format!("  {label:<9} {}\n", items.join(", ")));
+        }
+    }
+    match &s["verify"] {
+        Value::Null => out.push_str("  verify    not run\n"),
+        v if v["passed"].as_bool() == Some(true) => out.push_str("  verify    passed\n"),
+        v => {
+            out.push_str("  verify    FAILED\n");
+            for m in v["mismatches"].as_array().into_iter().flatten() {
+                out.push_str(&format!("            - {}\n", m.as_str().unwrap_or("")));
+            }
+        }
+    }
+    let lost = s["lost_events"].as_u64().unwrap_or(0);
+    if lost > 0 {
+        out.push_str(&format!(
+            "  WARNING   {lost} trace events were LOST: the slim image may miss files\n"
+        ));
+    }
+    if let Some(a) = s["artifacts"].as_object() {
+        for (k, v) in a {
+            out.push_str(&format!("  {k:<9} {}\n", v.as_str().unwrap_or("")));
+        }
+    }
+    for w in s["warnings"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  warning   {}\n", w.as_str().unwrap_or("")));
+    }
+    if let Some(r) = s["report"].as_str() {
+        out.push_str(&format!("  report    {r}\n"));
+    }
+    out
+}
+
+/// Renders a full report for `slim report ID`.
+pub fn render_report(r: &Value) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "session {}  {}  {}  ({})\n",
+        r["id"].as_str().unwrap_or("?"),
+        r["kind"].as_str().unwrap_or("?"),
+        r["image"].as_str().unwrap_or("?"),
+        r["state"].as_str().unwrap_or("?"),
+    ));
+    if let Some(f) = r.get("failure").filter(|f| !f.is_null()) {
+        out.push_str(&format!(
+            "failure: {}\n",
+            f["message"].as_str().unwrap_or("")
+        ));
+    }
+    let summary = json!({
+        "kind": r["kind"], "target": r["target"], "sizes": r["sizes"],
+        "kept_paths": r["kept"].as_array().map(|a| a.len()).unwrap_or(0),
+        "execs": r["execs"].as_array().map(|a| a.len()).unwrap_or(0),
+        "probe_requests": r["probe"]["http"].as_array().map(|a| a.len()).unwrap_or(0),
+        "listening": r["listening"], "connections": r["connections"],
+        "verify": r["verify"], "lost_events": r["trace"]["lost"],
+        "artifacts": r["artifacts"], "warnings": r["warnings"],
+    });
+    out.push_str(&render_summary(&summary));
+    if let Some(phases) = r["phases"].as_array().filter(|p| !p.is_empty()) {
+        out.push_str("\nphases:\n");
+        for p in phases {
+            out.push_str(&format!(
+                "  {:<9} {:>8} ms\n",
+                p["phase"].as_str().unwrap_or("?"),
+                p["ms"]
+            ));
+        }
+    }
+    if let Some(execs) = r["execs"].as_array().filter(|e| !e.is_empty()) {
+        out.push_str("\nexecs:\n");
+        for e in execs {
+            let argv: Vec<&str> = e["argv"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str())
+                .collect();
+            out.push_str(&format!(
+                "  {}{}  {}\n",
+                e["path"].as_str().unwrap_or("?"),
+                if e["ok"].as_bool() == Some(false) {
+                    " (failed)"
+                } else {
+                    ""
+                },
+                argv.join(" ")
+            ));
+        }
+    }
+    if let Some(kept) = r["kept"].as_array().filter(|k| !k.is_empty()) {
+        out.push_str("\nkept (path, why):\n");
+        for k in kept {
+            let why: Vec<String> = k["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(reason_text)
+                .collect();
+            out.push_str(&format!(
+                "  {}  [{}]\n",
+                k["path"].as_str().unwrap_or("?"),
+                why.join("; ")
+            ));
+        }
+    }
+    for (title, key) in [
+        ("created in the slim image", "created"),
+        (
+            "used but not in the image (made at run time)",
+            "not_in_image",
+        ),
+        ("excluded by --exclude-pattern", "excluded"),
+        ("problems", "problems"),
+        ("unresolved", "unresolved"),
+    ] {
+        if let Some(list) = r[key].as_array().filter(|l| !l.is_empty()) {
+            out.push_str(&format!("\n{title}:\n"));
+            for p in list {
+                out.push_str(&format!("  {}\n", p.as_str().unwrap_or("?")));
+            }
+        }
+    }
+    out
+}
+
+/// One keep reason in words.
+pub fn reason_text(v: &Value) -> String {
+    let s = |k: &str| v[k].as_str().unwrap_or("?").to_string();
+    match v["rule"].as_str().unwrap_or("") {
+        "used" => format!("{} by {} (pid {})", s("how"), s("comm"), v["pid"]),
+        "symlink_to" => format!("symlink on the way to {}", s("path")),
+        "elf_interpreter" => format!("ELF interpreter of {}", s("of")),
+        "elf_dependency" => format!("library needed by {}", s("of")),
+        "script_interpreter" => format!("interpreter of {}", s("of")),
+        "python_pair" => format!("source/bytecode pair of {}", s("of")),
+        "state_directory" => format!("directory the app writes into ({})", s("written")),
+        "volume" => "VOLUME directory".into(),
+        "always_keep" => s("why"),
+        "user_flag" => format!("asked by {}", s("flag")),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_readable() {
+        assert_eq!(bytes(999), "999 B");
+        assert_eq!(bytes(1_500), "1.5 kB");
+        assert_eq!(bytes(161_000_000), "161.0 MB");
+    }
+
+    #[test]
+    fn network_lists_listen_and_connect_once() {
+        let rec = |op, port| NetRecord {
+            pid: 1,
+            comm: "a".into(),
+            op,
+            addr: Some(SockAddr::Inet {
+                ip: "127.0.0.1".parse().unwrap(),
+                port,
+            }),
+            ok: true,
+        };
+        let mut r = Report::default();
+        r.set_network(&[
+            rec(NetOp::Bind, 80),
+            rec(NetOp::Listen, 80),
+            rec(NetOp::Connect, 5432),
+            rec(NetOp::Connect, 5432),
+        ]);
+        assert_eq!(r.listening, ["127.0.0.1:80"]);
+        assert_eq!(r.connections, ["127.0.0.1:5432"]);
+    }
+
+    #[test]
+    fn summary_renders_failures_and_losses() {
+        let s = json!({
+            "kind": "build", "target": "a.slim:latest",
+            "sizes": {"original_bytes": 100_000_000u64, "slim_bytes": 10_000_000u64, "reduction_percent": 90.0,
+                      "original_files": 1000, "slim_files": 50, "removed_files": 950},
+            "kept_paths": 50, "execs": 2, "probe_requests": 3,
+            "verify": {"passed": false, "mismatches": ["GET / on 80: status 200 -> 404"]},
+            "lost_events": 7, "report": "/x/report.json"
+        });
+        let text = render_summary(&s);
+        assert!(text.contains("100.0 MB -> 10.0 MB"));
+        assert!(text.contains("verify    FAILED"));
+        assert!(text.contains("status 200 -> 404"));
+        assert!(text.contains("7 trace events were LOST"));
+    }
+
+    #[test]
+    fn reasons_read_well() {
+        let v = serde_json::to_value(KeepReason::ElfDependency {
+            of: "/bin/x".into(),
+        })
+        .unwrap();
+        assert_eq!(reason_text(&v), "library needed by /bin/x");
+    }
+}

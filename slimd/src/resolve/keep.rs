@@ -112,7 +112,12 @@ const RESOLVER_LIBS: &[&str] = &[
 ];
 
 /// Resolver configuration files.
-const RESOLVER_FILES: &[&str] = &["/etc/host.conf", "/etc/gai.conf", "/etc/services", "/etc/protocols"];
+const RESOLVER_FILES: &[&str] = &[
+    "/etc/host.conf",
+    "/etc/gai.conf",
+    "/etc/services",
+    "/etc/protocols",
+];
 
 /// The paths to keep, with reasons, plus entries to create.
 #[derive(Debug, Default)]
@@ -208,7 +213,14 @@ impl KeepSet {
                 },
             );
         }
-        for vol in &image.config.config.volumes() {
+        let volumes: Vec<String> = image
+            .config
+            .config
+            .volumes
+            .as_ref()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        for vol in &volumes {
             ks.add_tree(fs, vol, KeepReason::Volume);
         }
 
@@ -228,13 +240,16 @@ impl KeepSet {
             let found = if b.starts_with('/') {
                 ks.add_resolved(fs, b, true, user("--include-bin"))
             } else {
-                which(fs, b, &path_var).and_then(|(p, _)| ks.add_resolved(fs, &p, true, user("--include-bin")))
+                which(fs, b, &path_var)
+                    .and_then(|(p, _)| ks.add_resolved(fs, &p, true, user("--include-bin")))
             };
             match found {
                 Some(p) => {
                     bins.insert(p);
                 }
-                None => ks.problems.push(format!("--include-bin {b}: not found in the image")),
+                None => ks
+                    .problems
+                    .push(format!("--include-bin {b}: not found in the image")),
             }
         }
         if opts.include_shell {
@@ -242,7 +257,9 @@ impl KeepSet {
                 Some(p) => {
                     bins.insert(p);
                 }
-                None => ks.problems.push("--include-shell: the image has no /bin/sh".into()),
+                None => ks
+                    .problems
+                    .push("--include-shell: the image has no /bin/sh".into()),
             }
         }
         for b in bins.clone() {
@@ -331,10 +348,15 @@ impl KeepSet {
     }
 
     fn add_user_tree(&mut self, fs: &ImageFs, path: &str, flag: &str) {
-        if fs.resolve(path, ResolveOptions::default()).map(|r| r.exists).unwrap_or(false) {
+        if fs
+            .resolve(path, ResolveOptions::default())
+            .map(|r| r.exists)
+            .unwrap_or(false)
+        {
             self.add_tree(fs, path, user(flag));
         } else {
-            self.problems.push(format!("{flag} {path}: not in the image"));
+            self.problems
+                .push(format!("{flag} {path}: not in the image"));
         }
     }
 
@@ -355,9 +377,12 @@ impl KeepSet {
             let of = current.clone();
             let mut next = None;
             for p in target.all_paths() {
-                if let Some(f) =
-                    self.add_resolved(fs, p, true, KeepReason::ScriptInterpreter { of: of.clone() })
-                {
+                if let Some(f) = self.add_resolved(
+                    fs,
+                    p,
+                    true,
+                    KeepReason::ScriptInterpreter { of: of.clone() },
+                ) {
                     elf_candidates.insert(f.clone());
                     next = Some(f);
                 }
@@ -386,20 +411,32 @@ impl KeepSet {
             };
             if let Some(interp) = &closure.interpreter {
                 for l in &interp.symlinks {
-                    self.add(l, KeepReason::SymlinkTo { path: interp.path.clone() });
+                    self.add(
+                        l,
+                        KeepReason::SymlinkTo {
+                            path: interp.path.clone(),
+                        },
+                    );
                 }
                 self.add(&interp.path, KeepReason::ElfInterpreter { of: f.clone() });
             }
             for lib in &closure.libraries {
                 for l in &lib.symlinks {
-                    self.add(l, KeepReason::SymlinkTo { path: lib.path.clone() });
+                    self.add(
+                        l,
+                        KeepReason::SymlinkTo {
+                            path: lib.path.clone(),
+                        },
+                    );
                 }
                 let of = lib.needed_by.first().cloned().unwrap_or_else(|| f.clone());
                 self.add(&lib.path, KeepReason::ElfDependency { of });
             }
             for m in &closure.missing {
-                self.problems
-                    .push(format!("{}: needs {} which the image lacks", m.needed_by, m.name));
+                self.problems.push(format!(
+                    "{}: needs {} which the image lacks",
+                    m.needed_by, m.name
+                ));
             }
         }
     }
@@ -417,7 +454,12 @@ impl KeepSet {
             match fs.resolve(dir, ResolveOptions::default()) {
                 Ok(r) if r.exists => {
                     for l in &r.symlinks {
-                        self.add(l, KeepReason::SymlinkTo { path: r.path.clone() });
+                        self.add(
+                            l,
+                            KeepReason::SymlinkTo {
+                                path: r.path.clone(),
+                            },
+                        );
                     }
                     self.add(&r.path, KeepReason::always(why));
                 }
@@ -437,7 +479,9 @@ impl KeepSet {
                 .iter()
                 .filter(|(p, e)| {
                     e.is_file()
-                        && CERT_BUNDLE_NAMES.iter().any(|n| p.rsplit('/').next() == Some(n))
+                        && CERT_BUNDLE_NAMES
+                            .iter()
+                            .any(|n| p.rsplit('/').next() == Some(n))
                 })
                 .map(|(p, _)| p.to_string())
                 .collect();
@@ -580,21 +624,20 @@ fn used_network(o: &Observations) -> bool {
 
 /// The image's PATH (or the default one).
 pub fn image_path_var(image: &Image) -> String {
-    image
-        .config
-        .config
-        .env()
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH=").map(str::to_string))
-        .unwrap_or_else(|| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
+    image.config.config.path_var().to_string()
 }
 
 /// Programs a HEALTHCHECK runs: `CMD prog ...` names one; `CMD-SHELL` runs
 /// `/bin/sh -c` with a command line whose commands are taken word by word.
 fn healthcheck_programs(image: &Image) -> Vec<String> {
-    let Some(test) = image.config.config.healthcheck_test() else {
-        return Vec::new();
-    };
+    let test: Vec<String> = image
+        .config
+        .config
+        .healthcheck
+        .as_ref()
+        .and_then(|h| h.get("Test"))
+        .and_then(|t| serde_json::from_value(t.clone()).ok())
+        .unwrap_or_default();
     match test.first().map(String::as_str) {
         Some("CMD") => test.get(1).cloned().into_iter().collect(),
         Some("CMD-SHELL") => {
@@ -615,7 +658,8 @@ fn shell_commands(line: &str) -> Vec<String> {
         let words = part.split_whitespace();
         // Skip `VAR=value` prefixes and shell keywords.
         for w in words {
-            if w.contains('=') || matches!(w, "exec" | "if" | "then" | "else" | "fi" | "!" | "time") {
+            if w.contains('=') || matches!(w, "exec" | "if" | "then" | "else" | "fi" | "!" | "time")
+            {
                 continue;
             }
             if !matches!(w, "true" | "false" | "exit" | "test" | "[" | "echo") {
@@ -643,7 +687,10 @@ fn python_pairs(fs: &ImageFs, path: &str) -> Vec<String> {
         let (dir, module) = stem.rsplit_once('/').unwrap_or(("", stem));
         let cache = format!("{dir}/__pycache__");
         let prefix = format!("{cache}/{module}.");
-        if fs.get(&cache).is_some_and(|e| matches!(e.kind, EntryKind::Dir)) {
+        if fs
+            .get(&cache)
+            .is_some_and(|e| matches!(e.kind, EntryKind::Dir))
+        {
             out.extend(
                 fs.children(&cache)
                     .filter(|(p, _)| p.starts_with(&prefix) && p.ends_with(".pyc"))

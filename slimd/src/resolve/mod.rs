@@ -1,8 +1,10 @@
-//! From raw events to image paths, and from image paths to a keep set where
-//! every entry carries its reason.
+//! From raw events to image paths ([`process`]), and from image paths to a
+//! keep set where every entry carries its reason ([`keep`]).
 
+pub mod keep;
 pub mod process;
 
+pub use keep::{KeepInput, KeepReason, KeepSet};
 pub use process::{
     Access, AccessKind, ExecRecord, NetOp, NetRecord, Observations, ProcessModel, lexical_clean,
 };

@@ -24,9 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::{
-    api::types::{
-        ApiError, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo,
-    },
+    api::types::{ApiError, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo},
     engine::Engine,
     tracer::{Tracer, TracerOptions},
 };
@@ -367,11 +365,68 @@ impl Daemon {
     }
 }
 
+/// Streams `docker save` of an image into the image library, which spools
+/// the layers into `scratch` (never the whole image in memory).
+pub async fn export_image(
+    engine: &Engine,
+    image_id: &str,
+    scratch: &Path,
+) -> Result<crate::image::Image, String> {
+    use futures_util::TryStreamExt;
+    let stream = engine.export_image(image_id).map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    let scratch = scratch.to_path_buf();
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let _guard = rt.enter();
+        let sync = tokio_util::io::SyncIoBridge::new(reader);
+        crate::image::Image::from_save_stream(
+            std::io::BufReader::with_capacity(1 << 20, sync),
+            &scratch,
+        )
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| format!("reading the exported image: {e}"))
+}
+
+/// `slim xray` through the daemon: export, read, analyse, clean up.
+pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::XrayReport, ApiError> {
+    let engine = daemon.engine().await.map_err(|e| ApiError {
+        kind: FailureKind::Internal,
+        message: e.to_string(),
+    })?;
+    let info = engine.inspect_image(image).await.map_err(|e| ApiError {
+        kind: if matches!(e, crate::engine::EngineError::ImageNotFound(_)) {
+            FailureKind::ImageNotFound
+        } else {
+            FailureKind::Internal
+        },
+        message: e.to_string(),
+    })?;
+    let scratch = daemon.scratch_dir(&format!("xray-{}", new_session_id()));
+    let result = async {
+        let img = export_image(&engine, &info.id, &scratch).await?;
+        let mut img = img;
+        if img.repo_tags.is_empty() {
+            img.repo_tags = info.repo_tags.clone();
+        }
+        tokio::task::spawn_blocking(move || crate::image::XrayReport::build(&img))
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map_err(|message| ApiError {
+        kind: FailureKind::Internal,
+        message,
+    })
+}
+
 /// Session ids come from clients: only ours are valid (no path tricks).
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() < 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    !id.is_empty() && id.len() < 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
@@ -419,11 +474,15 @@ mod tests {
             phase: Phase::Inspect,
         });
         let (past, mut rx) = h.subscribe();
-        h.emit(Progress::PhaseStarted { phase: Phase::Start });
+        h.emit(Progress::PhaseStarted {
+            phase: Phase::Start,
+        });
         assert_eq!(past.len(), 1);
         assert_eq!(
             rx.try_recv().unwrap(),
-            Progress::PhaseStarted { phase: Phase::Start }
+            Progress::PhaseStarted {
+                phase: Phase::Start
+            }
         );
         assert_eq!(h.info().phase, Some(Phase::Start));
     }
