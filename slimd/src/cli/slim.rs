@@ -100,10 +100,10 @@ pub struct BuildArgs {
     pub run_timeout: u64,
 
     /// Override the entrypoint (a command line, or a JSON array).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub entrypoint: Option<String>,
     /// Override the command (a command line, or a JSON array).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub cmd: Option<String>,
     /// KEY=VALUE (repeatable).
     #[arg(long, short = 'e')]

@@ -165,6 +165,9 @@ pub enum Readiness {
 pub async fn wait_http_ready(ep: &Endpoint, deadline: Instant) -> Result<Readiness> {
     let total = deadline.saturating_duration_since(Instant::now());
     let mut last = String::from("no attempt made");
+    // Short attempts first: while the app starts, the proxy in front of it
+    // may accept and then sit on a request; later attempts wait longer.
+    let mut attempt_budget = Duration::from_millis(500);
     loop {
         let now = Instant::now();
         if now >= deadline {
@@ -176,7 +179,8 @@ pub async fn wait_http_ready(ep: &Endpoint, deadline: Instant) -> Result<Readine
                 last,
             });
         }
-        let budget = deadline.duration_since(now).min(Duration::from_secs(5));
+        let budget = deadline.duration_since(now).min(attempt_budget);
+        attempt_budget = (attempt_budget * 2).min(Duration::from_secs(5));
         match tokio::time::timeout(budget, ready_attempt(ep)).await {
             Ok(Ok(r)) => return Ok(r),
             Ok(Err(why)) => last = why,

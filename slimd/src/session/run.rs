@@ -714,7 +714,7 @@ async fn endpoints_of(ctx: &Ctx<'_>, container: &str, ports: &[String]) -> Resul
                 .await
                 .unwrap_or_default();
             return Err(SessionError::app(format!(
-                "the container exited (code {}) before its ports were published{}",
+                "the container exited with code {} before its ports were published{}",
                 c.state.exit_code.unwrap_or(-1),
                 tail("stderr", &String::from_utf8_lossy(&logs.stderr))
             )));

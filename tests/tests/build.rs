@@ -1,0 +1,400 @@
+//! End-to-end tests of `slim build` through a real daemon: real kernel, real
+//! Docker engine, as root (run by `cargo xtask test`).
+
+mod daemon;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use daemon::{Daemon, last_event, session_id};
+use slimd_tests::{TestImage, docker, image_size};
+
+/// Builds `image` with `args`; checks success, verify and the size drop;
+/// returns (original, slim) sizes and the summary.
+fn build_ok(d: &Daemon, image: TestImage, extra: &[&str]) -> Result<(u64, u64, serde_json::Value)> {
+    let tag = image.ensure()?;
+    let target = format!("slimd-e2e/{}:slim", image.name());
+    let mut args = vec![tag, "--tag", &target, "--force"];
+    args.extend_from_slice(extra);
+    let t = Instant::now();
+    let (out, lines) = d.build_json(&args)?;
+    let secs = t.elapsed().as_secs_f64();
+    let last = last_event(&lines).clone();
+    ensure!(
+        out.status.success() && last["event"] == "done",
+        "build of {tag} failed ({}): {}\nstderr: {}\ndaemon log tail: {}",
+        out.status,
+        last,
+        String::from_utf8_lossy(&out.stderr),
+        tail(&d.log())
+    );
+    let s = &last["summary"];
+    ensure!(s["verify"]["passed"] == true, "verify did not pass: {s}");
+    let orig = image_size(tag)?;
+    let slim = image_size(&target)?;
+    ensure!(
+        slim < orig,
+        "{target} ({slim} B) is not smaller than {tag} ({orig} B)"
+    );
+    println!(
+        "{}: {} -> {} bytes ({:.1}% smaller) in {secs:.1} s",
+        image.name(),
+        orig,
+        slim,
+        100.0 * (1.0 - slim as f64 / orig as f64)
+    );
+    d.assert_clean()?;
+    Ok((orig, slim, s.clone()))
+}
+
+fn tail(s: &str) -> &str {
+    let i = s.len().saturating_sub(3000);
+    let i = (i..s.len())
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(s.len());
+    &s[i..]
+}
+
+/// Runs the slim image once more by hand and checks it serves its pages.
+fn serves(image: TestImage, target: &str) -> Result<()> {
+    let port = image.port().context("no port")?;
+    let id = docker(["run", "-d", "-p", &format!("127.0.0.1::{port}"), target])?;
+    let id = id.trim().to_string();
+    let result = (|| {
+        let host_port: u16 = docker(["port", &id, &port.to_string()])?
+            .lines()
+            .next()
+            .and_then(|l| l.rsplit(':').next())
+            .and_then(|p| p.trim().parse().ok())
+            .context("no published port")?;
+        for path in image.expected_ok_paths() {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match slimd_tests::http_get(host_port, path, Duration::from_secs(5)) {
+                    Ok((200, _)) => break,
+                    r if Instant::now() > deadline => {
+                        anyhow::bail!("GET {path} on {target}: {r:?}")
+                    }
+                    _ => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+        }
+        Ok(())
+    })();
+    let _ = docker(["rm", "-f", &id]);
+    result
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn static_binary_server() -> Result<()> {
+    let d = Daemon::start("static")?;
+    build_ok(&d, TestImage::StaticServer, &[])?;
+    serves(TestImage::StaticServer, "slimd-e2e/static-server:slim")
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn dynamic_c_program_drops_unused_libraries() -> Result<()> {
+    let d = Daemon::start("dynamic")?;
+    let (_, _, s) = build_ok(&d, TestImage::DynamicC, &[])?;
+    serves(TestImage::DynamicC, "slimd-e2e/dynamic-c:slim")?;
+    let report = d.slim(&["--json", "report", s["id"].as_str().unwrap_or("")])?;
+    let r: serde_json::Value = serde_json::from_slice(&report.stdout)?;
+    let kept: Vec<&str> = r["kept"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|k| k["path"].as_str())
+        .collect();
+    ensure!(
+        kept.iter().any(|p| p.contains("libz.so")),
+        "libz not kept: {kept:?}"
+    );
+    ensure!(
+        kept.iter().any(|p| p.contains("libm.so")),
+        "libm not kept: {kept:?}"
+    );
+    // The fixture ships unused libraries: none of them may survive.
+    for unused in [
+        "libssl",
+        "libcrypto",
+        "libsqlite3",
+        "libxml2",
+        "libstdc++",
+        "libbz2",
+        "liblzma",
+    ] {
+        ensure!(
+            !kept.iter().any(|p| p.contains(unused)),
+            "unused {unused} kept: {kept:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn python_app_shrinks_by_at_least_80_percent() -> Result<()> {
+    let d = Daemon::start("python")?;
+    let (orig, slim, _) = build_ok(&d, TestImage::PythonApp, &[])?;
+    let reduction = 100.0 * (1.0 - slim as f64 / orig as f64);
+    ensure!(
+        reduction >= 80.0,
+        "only {reduction:.1}% smaller ({orig} -> {slim})"
+    );
+    serves(TestImage::PythonApp, "slimd-e2e/python-app:slim")
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn shell_script_entrypoint() -> Result<()> {
+    let d = Daemon::start("shell")?;
+    build_ok(&d, TestImage::ShellEntrypoint, &[])?;
+    serves(
+        TestImage::ShellEntrypoint,
+        "slimd-e2e/shell-entrypoint:slim",
+    )
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn one_shot_cli() -> Result<()> {
+    let d = Daemon::start("oneshot")?;
+    build_ok(&d, TestImage::CliOneshot, &[])?;
+    let out = docker(["run", "--rm", "slimd-e2e/cli-oneshot:slim"])?;
+    if let Some(want) = TestImage::CliOneshot.expected_stdout() {
+        ensure!(
+            out.contains(want.trim()),
+            "slim output {out:?} lacks {want:?}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn missing_image_is_refused_clearly() -> Result<()> {
+    let d = Daemon::start("missing")?;
+    let out = d.slim(&["build", "slimd-e2e/does-not-exist:nope"])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(3),
+        "exit code {:?}: {err}",
+        out.status.code()
+    );
+    ensure!(
+        err.contains("not found") && err.contains("does not pull"),
+        "unclear: {err}"
+    );
+    d.assert_clean()
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn container_that_fails_at_once() -> Result<()> {
+    let d = Daemon::start("failing")?;
+    let tag = TestImage::ShellEntrypoint.ensure()?;
+    let out = d.slim(&[
+        "build",
+        tag,
+        "--tag",
+        "slimd-e2e/failing:slim",
+        "--force",
+        "--entrypoint",
+        "/bin/sh",
+        "--cmd",
+        "-c 'echo broken config >&2; exit 3'",
+    ])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(5),
+        "exit code {:?}: {err}",
+        out.status.code()
+    );
+    ensure!(
+        err.contains("exited with code 3") && err.contains("broken config"),
+        "unclear: {err}"
+    );
+    d.assert_clean()
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn app_that_never_listens_times_out_clearly() -> Result<()> {
+    let d = Daemon::start("silent")?;
+    let tag = TestImage::ShellEntrypoint.ensure()?;
+    let t = Instant::now();
+    let out = d.slim(&[
+        "build",
+        tag,
+        "--tag",
+        "slimd-e2e/silent:slim",
+        "--force",
+        "--entrypoint",
+        "/bin/sleep",
+        "--cmd",
+        "600",
+        "--expose",
+        "9999",
+        "--ready-timeout",
+        "5",
+    ])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(5),
+        "exit code {:?}: {err}",
+        out.status.code()
+    );
+    ensure!(
+        err.contains("9999"),
+        "the message does not name the port: {err}"
+    );
+    ensure!(
+        t.elapsed() < Duration::from_secs(120),
+        "took {:?}",
+        t.elapsed()
+    );
+    d.assert_clean()
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn two_builds_at_once() -> Result<()> {
+    let d = Daemon::start("parallel")?;
+    let a = TestImage::StaticServer.ensure()?;
+    let b = TestImage::CliOneshot.ensure()?;
+    let ca = d.slim_spawn(&[
+        "--json",
+        "build",
+        a,
+        "--tag",
+        "slimd-e2e/par-a:slim",
+        "--force",
+    ])?;
+    let cb = d.slim_spawn(&[
+        "--json",
+        "build",
+        b,
+        "--tag",
+        "slimd-e2e/par-b:slim",
+        "--force",
+    ])?;
+    let (oa, ob) = (ca.wait_with_output()?, cb.wait_with_output()?);
+    for (o, name) in [(oa, a), (ob, b)] {
+        ensure!(
+            o.status.success(),
+            "parallel build of {name} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let sessions = d.slim(&["--json", "sessions"])?;
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&sessions.stdout)?;
+    ensure!(
+        list.iter().filter(|s| s["state"] == "succeeded").count() >= 2,
+        "{list:?}"
+    );
+    d.assert_clean()
+}
+
+/// Waits until the session is in its probe phase (holding a container).
+fn wait_for_container(d: &Daemon) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if !d.containers()?.is_empty() && !d.cgroups().is_empty() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    anyhow::bail!(
+        "the session never started its container; log: {}",
+        tail(&d.log())
+    )
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn daemon_killed_mid_session_cleans_up_on_restart() -> Result<()> {
+    let mut d = Daemon::start("crash")?;
+    let tag = TestImage::StaticServer.ensure()?;
+    let mut client = d.slim_spawn(&[
+        "--json",
+        "build",
+        tag,
+        "--tag",
+        "slimd-e2e/crash:slim",
+        "--force",
+        "--continue-after",
+        "signal",
+        "--detach",
+    ])?;
+    wait_for_container(&d)?;
+    d.kill_hard();
+    let _ = client.kill();
+    let out = client.wait_with_output()?;
+    let id = session_id(
+        &String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect::<Vec<_>>(),
+    );
+    ensure!(
+        !d.containers()?.is_empty(),
+        "the crash left nothing to clean? (test is wrong)"
+    );
+    ensure!(
+        !d.cgroups().is_empty(),
+        "no cgroup left by the crash? (test is wrong)"
+    );
+    d.spawn()?;
+    d.assert_clean()?;
+    let sessions = d.slim(&["--json", "sessions"])?;
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&sessions.stdout)?;
+    let s = list
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .with_context(|| format!("session {id} not listed: {list:?}"))?;
+    ensure!(s["state"] == "interrupted", "state after the crash: {s}");
+    Ok(())
+}
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn client_that_disconnects_cancels_its_session() -> Result<()> {
+    let d = Daemon::start("disconnect")?;
+    let tag = TestImage::StaticServer.ensure()?;
+    let mut client = d.slim_spawn(&[
+        "--json",
+        "build",
+        tag,
+        "--tag",
+        "slimd-e2e/gone:slim",
+        "--force",
+        "--continue-after",
+        "signal",
+    ])?;
+    wait_for_container(&d)?;
+    client.kill()?;
+    client.wait()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if d.assert_clean().is_ok() {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "not cleaned up after the client left: {:?}",
+            d.assert_clean()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let sessions = d.slim(&["--json", "sessions"])?;
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&sessions.stdout)?;
+    ensure!(list.iter().any(|s| s["state"] == "cancelled"), "{list:?}");
+    ensure!(
+        docker(["image", "inspect", "slimd-e2e/gone:slim"]).is_err(),
+        "a cancelled build must not produce an image"
+    );
+    Ok(())
+}
