@@ -398,3 +398,39 @@ fn client_that_disconnects_cancels_its_session() -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue 5: the generated seccomp profile runs the slim image through the
+/// same probes, and refuses a syscall the app never made.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn seccomp_profile_runs_the_app_and_refuses_the_rest() -> Result<()> {
+    let d = Daemon::start("seccomp")?;
+    let (_, _, s) = build_ok(&d, TestImage::ShellEntrypoint, &["--verify-seccomp"])?;
+    ensure!(s["verify_seccomp"]["passed"] == true, "verify under seccomp: {s}");
+    let profile = s["artifacts"]["shell-entrypoint-seccomp.json"]
+        .as_str()
+        .with_context(|| format!("no seccomp artifact: {}", s["artifacts"]))?
+        .to_string();
+    println!("shell-entrypoint: {} syscalls allowed", s["seccomp_allowed"]);
+    let target = "slimd-e2e/shell-entrypoint:slim";
+    // The app never makes a fifo: mknodat is not in its profile.
+    let probe = |opts: &[&str]| -> Result<(bool, String)> {
+        let mut args = vec!["run", "-d"];
+        args.extend_from_slice(opts);
+        args.push(target);
+        let id = docker(args)?.trim().to_string();
+        std::thread::sleep(Duration::from_millis(500));
+        let out = std::process::Command::new("docker")
+            .args(["exec", &id, "busybox", "mkfifo", "/tmp/slimd-fifo"])
+            .output()?;
+        let _ = docker(["rm", "-f", &id]);
+        Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+    };
+    let (ok_plain, err_plain) = probe(&[])?;
+    ensure!(ok_plain, "control: mkfifo fails even without the profile: {err_plain}");
+    let opt = format!("seccomp={profile}");
+    let (ok_profiled, err) = probe(&["--security-opt", &opt])?;
+    ensure!(!ok_profiled, "mkfifo was allowed under the generated profile");
+    ensure!(err.contains("Operation not permitted"), "unexpected error: {err}");
+    d.assert_clean()
+}

@@ -159,6 +159,9 @@ pub struct SessionRequest {
     pub keep: KeepOptions,
     /// Run the slim image and compare (default: on when there was a probe).
     pub verify: Option<bool>,
+    /// Also run the slim image under the generated seccomp profile and
+    /// compare again.
+    pub verify_seccomp: bool,
     /// Keep the session running if the client disconnects.
     pub detach: bool,
 }

@@ -147,6 +147,9 @@ pub struct BuildArgs {
     /// Run the slim image and compare with the original (default: when probed).
     #[arg(long, action = ArgAction::Set, value_name = "BOOL")]
     pub verify: Option<bool>,
+    /// Verify again under the generated seccomp profile.
+    #[arg(long)]
+    pub verify_seccomp: bool,
     /// Keep the session running if this command is interrupted.
     #[arg(long)]
     pub detach: bool,
@@ -226,6 +229,7 @@ impl BuildArgs {
             } else {
                 self.verify
             },
+            verify_seccomp: self.verify_seccomp && kind == SessionKind::Build,
             detach: self.detach,
         })
     }

@@ -13,24 +13,26 @@
 //!
 //! # Which runtime syscalls count
 //!
-//! The kernel records a session's syscalls from the moment runc's init
-//! process joins the session cgroup, so the observed set holds three kinds:
+//! The kernel records a session's syscalls for every process in the
+//! session cgroup except the container runtime's own (processes named
+//! `runc…`, i.e. runc's init stages until they exec the app). So:
 //!
 //! 1. What runc does *before* it loads the filter (mounts, pivot_root,
-//!    namespaces, hostname, session keyring). The filter never sees these,
-//!    so they do not count: the ones only the runtime's set-up makes are
-//!    listed in [`seccomp::RUNTIME_SETUP_ONLY`] and left out, because they
-//!    are also the privileged calls a hardened container should be refused
-//!    (`mount`, `keyctl`, ...). An app that really makes one of them loses
-//!    it; the verify run under the profile shows that.
+//!    device nodes, namespaces, hostname, session keyring) is not observed:
+//!    the filter never sees it. The privileged calls only such set-up
+//!    makes are also listed in [`seccomp::RUNTIME_SETUP_ONLY`] and left
+//!    out even when the app makes them (`mount`, `keyctl`, ...): a hardened
+//!    container should be refused those; the verify run under the profile
+//!    shows an app that needs one.
 //! 2. What runc does *after* loading the filter until the app's first
 //!    instruction (dropping capabilities, switching user, closing fds,
-//!    exec): these count, they run under the filter. They are observed, and
-//!    also always added from [`seccomp::RUNTIME_AFTER_FILTER`], because that
-//!    stretch varies between runs (another USER, a terminal,
-//!    NoNewPrivileges, another runc, Go's scheduler) and a missing one stops
-//!    the container before the app starts.
-//! 3. What the app does: counts, as observed.
+//!    exec) runs under the filter: it is always added from
+//!    [`seccomp::RUNTIME_AFTER_FILTER`], because that stretch varies
+//!    between runs (another USER, a terminal, NoNewPrivileges, another
+//!    runc, Go's scheduler) and a missing call stops the container before
+//!    the app starts.
+//! 3. What the app does (and `docker exec` probes run inside it) counts, as
+//!    observed.
 //!
 //! The numbers are native numbers of the host architecture; a 32-bit
 //! binary's compat syscalls are not told apart by `raw_syscalls` and end up

@@ -94,6 +94,12 @@ pub struct Report {
     /// A one-shot container's own run.
     pub run: Option<RunRecord>,
     pub verify: Option<VerifyResult>,
+    /// The slim image under the generated seccomp profile (`--verify-seccomp`).
+    pub verify_seccomp: Option<VerifyResult>,
+    /// How the seccomp profile was made: observed, added, dropped, allowed.
+    pub seccomp: Option<crate::harden::SeccompSummary>,
+    /// Ports served and destinations reached, as the profiles see them.
+    pub network: Option<crate::harden::NetworkSummary>,
     /// Generated files (seccomp profile, network policy) by name.
     pub artifacts: BTreeMap<String, String>,
     pub warnings: Vec<String>,
@@ -135,6 +141,8 @@ impl Report {
             "connections": self.connections,
             "lost_events": self.trace.map(|t| t.lost).unwrap_or(0),
             "verify": self.verify.as_ref().map(|v| json!({"passed": v.passed, "mismatches": v.mismatches})),
+            "verify_seccomp": self.verify_seccomp.as_ref().map(|v| json!({"passed": v.passed, "mismatches": v.mismatches})),
+            "seccomp_allowed": self.seccomp.as_ref().map(|s| s.allowed.len()),
             "probe_requests": self.probe.as_ref().map(|p| p.http.len()).unwrap_or(0),
             "phases": self.phases,
             "artifacts": self.artifacts,
@@ -217,6 +225,14 @@ pub fn render_summary(s: &Value) -> String {
             }
         }
     }
+    if let Some(n) = s["seccomp_allowed"].as_u64() {
+        let under = match s["verify_seccomp"]["passed"].as_bool() {
+            Some(true) => ", verified: the slim image passes its probes under it",
+            Some(false) => ", FAILED verify under it",
+            None => "",
+        };
+        out.push_str(&format!("  seccomp   {n} syscalls allowed{under}\n"));
+    }
     let lost = s["lost_events"].as_u64().unwrap_or(0);
     if lost > 0 {
         out.push_str(&format!(
@@ -260,6 +276,8 @@ pub fn render_report(r: &Value) -> String {
         "probe_requests": r["probe"]["http"].as_array().map(|a| a.len()).unwrap_or(0),
         "listening": r["listening"], "connections": r["connections"],
         "verify": r["verify"], "lost_events": r["trace"]["lost"],
+        "verify_seccomp": r["verify_seccomp"],
+        "seccomp_allowed": r["seccomp"]["allowed"].as_array().map(|a| a.len()),
         "artifacts": r["artifacts"], "warnings": r["warnings"],
     });
     out.push_str(&render_summary(&summary));

@@ -9,6 +9,7 @@
 //! and `report.json`; `<state>/scratch/<id>/` holds its temporary files and
 //! is removed when it ends).
 
+pub mod artifacts;
 pub mod cleanup;
 mod run;
 

@@ -505,7 +505,7 @@ async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
     ctx.report.execs = obs.execs.clone();
     ctx.report.set_network(&obs.network);
     ctx.report.unresolved = obs.unresolved.clone();
-    let keep = {
+    let (keep, obs) = {
         let image = image.clone();
         let opts = req.keep.clone();
         let wd = workdir.clone();
@@ -516,14 +516,37 @@ async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
                 options: &opts,
                 workdir: wd.as_deref(),
             })
+            .map(|k| (k, obs))
         })
         .await
         .map_err(|e| SessionError::internal(e.to_string()))?
         .map_err(|e| SessionError::new(FailureKind::Usage, e))?
     };
     fill_keep_report(&mut ctx.report, &image, &keep);
+    let hardening = super::artifacts::write(
+        &ctx.daemon.session_dir(&ctx.handle.id),
+        &req.image,
+        &summary.syscalls,
+        &obs,
+        Some(&keep),
+    );
+    for p in &hardening.problems {
+        ctx.warn(p.clone());
+    }
+    ctx.report.artifacts = hardening.files.clone();
+    ctx.report.seccomp = hardening.seccomp.clone();
+    ctx.report.network = Some(hardening.network.clone());
     let Some(target) = target else {
-        ctx.done(Some(format!("{} paths used", keep.len())));
+        ctx.done(Some(format!(
+            "{} paths used; profiles: {}",
+            keep.len(),
+            ctx.report
+                .artifacts
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
         ctx.skip(Phase::Load, "profile: no image is built");
         ctx.skip(Phase::Verify, "profile: no image is built");
         return Ok(());
@@ -601,6 +624,7 @@ async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
         &plan,
         probe_report.as_ref(),
         oneshot_run.as_ref(),
+        Vec::new(),
     )
     .await?;
     let passed = result.passed;
@@ -616,7 +640,40 @@ async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
             ),
         ));
     }
-    ctx.done(Some("same results as the original".into()));
+    if !req.verify_seccomp {
+        ctx.done(Some("same results as the original".into()));
+        return Ok(());
+    }
+    let Some(profile) = hardening.seccomp_json.as_deref() else {
+        return Err(SessionError::internal("no seccomp profile to verify with"));
+    };
+    let spec_opts = vec![format!("seccomp={profile}")];
+    let under = verify_slim(
+        ctx,
+        &slim_info,
+        &ports,
+        &plan,
+        probe_report.as_ref(),
+        oneshot_run.as_ref(),
+        spec_opts,
+    )
+    .await?;
+    let passed = under.passed;
+    let mismatches = under.mismatches.clone();
+    ctx.report.verify_seccomp = Some(under);
+    if !passed {
+        ctx.done(Some("FAILED under the seccomp profile".into()));
+        return Err(SessionError::new(
+            FailureKind::Verify,
+            format!(
+                "the slim image does not behave the same under the generated seccomp profile:\n  - {}",
+                mismatches.join("\n  - ")
+            ),
+        ));
+    }
+    ctx.done(Some(
+        "same results as the original, also under the generated seccomp profile".into(),
+    ));
     Ok(())
 }
 
@@ -889,8 +946,15 @@ async fn verify_slim(
     plan: &ProbePlan,
     original: Option<&ProbeReport>,
     original_run: Option<&RunRecord>,
+    security_opts: Vec<String>,
 ) -> Result<VerifyResult> {
-    let spec = container_spec(ctx, &slim.id, ports, None, "verify");
+    let role = if security_opts.is_empty() {
+        "verify"
+    } else {
+        "verify-seccomp"
+    };
+    let mut spec = container_spec(ctx, &slim.id, ports, None, role);
+    spec.security_opts = security_opts;
     let container = match create_and_start(ctx, &spec).await {
         Ok(c) => c,
         Err(e) => {
