@@ -406,12 +406,18 @@ fn client_that_disconnects_cancels_its_session() -> Result<()> {
 fn seccomp_profile_runs_the_app_and_refuses_the_rest() -> Result<()> {
     let d = Daemon::start("seccomp")?;
     let (_, _, s) = build_ok(&d, TestImage::ShellEntrypoint, &["--verify-seccomp"])?;
-    ensure!(s["verify_seccomp"]["passed"] == true, "verify under seccomp: {s}");
+    ensure!(
+        s["verify_seccomp"]["passed"] == true,
+        "verify under seccomp: {s}"
+    );
     let profile = s["artifacts"]["shell-entrypoint-seccomp.json"]
         .as_str()
         .with_context(|| format!("no seccomp artifact: {}", s["artifacts"]))?
         .to_string();
-    println!("shell-entrypoint: {} syscalls allowed", s["seccomp_allowed"]);
+    println!(
+        "shell-entrypoint: {} syscalls allowed",
+        s["seccomp_allowed"]
+    );
     let target = "slimd-e2e/shell-entrypoint:slim";
     // The app never makes a fifo: mknodat is not in its profile.
     let probe = |opts: &[&str]| -> Result<(bool, String)> {
@@ -424,13 +430,25 @@ fn seccomp_profile_runs_the_app_and_refuses_the_rest() -> Result<()> {
             .args(["exec", &id, "busybox", "mkfifo", "/tmp/slimd-fifo"])
             .output()?;
         let _ = docker(["rm", "-f", &id]);
-        Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
     };
     let (ok_plain, err_plain) = probe(&[])?;
-    ensure!(ok_plain, "control: mkfifo fails even without the profile: {err_plain}");
+    ensure!(
+        ok_plain,
+        "control: mkfifo fails even without the profile: {err_plain}"
+    );
     let opt = format!("seccomp={profile}");
     let (ok_profiled, err) = probe(&["--security-opt", &opt])?;
-    ensure!(!ok_profiled, "mkfifo was allowed under the generated profile");
-    ensure!(err.contains("Operation not permitted"), "unexpected error: {err}");
+    ensure!(
+        !ok_profiled,
+        "mkfifo was allowed under the generated profile"
+    );
+    ensure!(
+        err.contains("Operation not permitted"),
+        "unexpected error: {err}"
+    );
     d.assert_clean()
 }

@@ -78,7 +78,7 @@ fn main() -> Result<()> {
         Cmd::Setup => setup::run_setup(),
         Cmd::Build { release } => build(release).map(|_| ()),
         Cmd::Test { unit, filter } => test(unit, &filter),
-        Cmd::Demo => demo::run(),
+        Cmd::Demo => demo::run_demo(),
         Cmd::Bench { names } => bench::run(&names),
         Cmd::Install { prefix } => install::install(&prefix),
         Cmd::Uninstall { prefix } => install::uninstall(&prefix),

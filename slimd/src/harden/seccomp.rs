@@ -130,7 +130,21 @@ pub struct SeccompProfile {
 pub struct SyscallRule {
     pub names: Vec<String>,
     pub action: String,
+    /// errno for `SCMP_ACT_ERRNO` rules.
+    #[serde(rename = "errnoRet", default, skip_serializing_if = "Option::is_none")]
+    pub errno_ret: Option<u32>,
 }
+
+/// Syscalls the engine's default profile answers with ENOSYS, so that libc
+/// falls back to an older call (glibc's `pthread_create` tries `clone3`,
+/// then `clone` on ENOSYS). Under that profile the app never makes them
+/// visibly (seccomp runs before the tracepoint), so the observed set lacks
+/// them; refusing them with EPERM instead would break the fallback ("can't
+/// start new thread"). Unless observed, they keep answering ENOSYS.
+pub const ENOSYS_FALLBACK: &[&str] = &["clone3"];
+
+/// Linux's ENOSYS.
+const ENOSYS: u32 = 38;
 
 impl SeccompProfile {
     /// Pretty JSON with a final newline; the same input gives the same bytes.
@@ -221,10 +235,26 @@ impl SeccompSummary {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            syscalls: vec![SyscallRule {
-                names: self.allowed.iter().map(|s| s.to_string()).collect(),
-                action: "SCMP_ACT_ALLOW".into(),
-            }],
+            syscalls: {
+                let mut rules = vec![SyscallRule {
+                    names: self.allowed.iter().map(|s| s.to_string()).collect(),
+                    action: "SCMP_ACT_ALLOW".into(),
+                    errno_ret: None,
+                }];
+                let fallback: Vec<String> = ENOSYS_FALLBACK
+                    .iter()
+                    .filter(|n| !self.allowed.contains(n) && self.arch.syscall_number(n).is_some())
+                    .map(|n| n.to_string())
+                    .collect();
+                if !fallback.is_empty() {
+                    rules.push(SyscallRule {
+                        names: fallback,
+                        action: "SCMP_ACT_ERRNO".into(),
+                        errno_ret: Some(ENOSYS),
+                    });
+                }
+                rules
+            },
         }
     }
 }
@@ -317,8 +347,16 @@ mod tests {
             serde_json::json!(["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"])
         );
         let rules = v["syscalls"].as_array().unwrap();
-        assert_eq!(rules.len(), 1);
+        assert_eq!(rules.len(), 2);
         assert_eq!(rules[0]["action"], "SCMP_ACT_ALLOW");
+        assert!(rules[0].get("errnoRet").is_none());
+        // clone3 keeps answering ENOSYS so libc falls back to clone.
+        assert_eq!(rules[1]["names"], serde_json::json!(["clone3"]));
+        assert_eq!(rules[1]["action"], "SCMP_ACT_ERRNO");
+        assert_eq!(rules[1]["errnoRet"], 38);
+        let with_clone3 = seccomp_summary(arch, &nrs(arch, &["clone3"])).profile();
+        assert_eq!(with_clone3.syscalls.len(), 1);
+        assert!(with_clone3.allows("clone3"));
         assert!(
             rules[0]["names"]
                 .as_array()

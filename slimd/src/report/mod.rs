@@ -240,8 +240,9 @@ pub fn render_summary(s: &Value) -> String {
         ));
     }
     if let Some(a) = s["artifacts"].as_object() {
-        for (k, v) in a {
-            out.push_str(&format!("  {k:<9} {}\n", v.as_str().unwrap_or("")));
+        for (i, v) in a.values().enumerate() {
+            let label = if i == 0 { "profiles" } else { "" };
+            out.push_str(&format!("  {label:<9} {}\n", v.as_str().unwrap_or("")));
         }
     }
     for w in s["warnings"].as_array().into_iter().flatten() {
