@@ -293,3 +293,46 @@ fn unprivileged_load_fails_clearly() -> Result<()> {
     assert!(!stderr.contains("panicked"), "panicked: {stderr}");
     Ok(())
 }
+
+/// A pure cgroup-v2 host: in a private mount namespace, the v1 hierarchies
+/// are unmounted and cgroup2 is mounted at /sys/fs/cgroup, as on such
+/// hosts. `slimd trace --host` makes the session cgroup by hand-equivalent
+/// means (mkdir, then the child writes itself into `cgroup.procs` before
+/// exec) and must see the command's exec and opens.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn pure_cgroup2_layout() -> Result<()> {
+    let slimd = support::bin("slimd");
+    let script = format!(
+        "umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec {} trace --cgroup-root slimd-v2test --host -- /bin/cat /etc/hostname",
+        slimd.display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "trace failed: {stderr}");
+    ensure!(
+        stderr.contains("cgroup2 at /sys/fs/cgroup (Unified)")
+            && stderr.contains("/sys/fs/cgroup/slimd-v2test/"),
+        "not the pure-v2 layout: {stderr}"
+    );
+    ensure!(stderr.contains(" 0 lost"), "{stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<std::result::Result<_, _>>()?;
+    ensure!(
+        lines
+            .iter()
+            .any(|e| e["type"] == "exec" && e["filename"] == "/bin/cat"),
+        "no exec of /bin/cat"
+    );
+    ensure!(
+        lines
+            .iter()
+            .any(|e| e["type"] == "open" && e["path"] == "/etc/hostname" && e["comm"] == "cat"),
+        "no open of /etc/hostname"
+    );
+    Ok(())
+}

@@ -53,7 +53,12 @@ impl ServeArgs {
 /// Flags of `slimd trace`.
 #[derive(Args, Debug, Clone)]
 pub struct TraceArgs {
-    /// Arguments for `docker run` (image and command included).
+    /// Run ARGS as a command on the host, moved into the session cgroup
+    /// before it execs (no container engine needed).
+    #[arg(long)]
+    pub host: bool,
+    /// Arguments for `docker run` (image and command included), or with
+    /// `--host` the command to run.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     pub docker_args: Vec<String>,
 }
@@ -86,6 +91,41 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Spawns a host command that joins the session cgroup between fork and
+/// exec, so its very first instruction is traced.
+fn host_command(
+    argv: &[String],
+    cgroup: &std::path::Path,
+    stdout: std::os::fd::OwnedFd,
+) -> std::io::Result<tokio::process::Child> {
+    use std::os::unix::ffi::OsStrExt;
+    let procs = std::ffi::CString::new(cgroup.join("cgroup.procs").as_os_str().as_bytes())
+        .map_err(std::io::Error::other)?;
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .stdout(Stdio::from(stdout))
+        .stdin(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls are made
+    // (open, write, close) on a path prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // "0" moves the writing process itself.
+            let n = libc::write(fd, b"0".as_ptr().cast(), 1);
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if n != 1 {
+                return Err(err);
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
@@ -107,23 +147,34 @@ pub async fn trace(serve: ServeArgs, args: TraceArgs) -> anyhow::Result<ExitCode
         .as_fd()
         .try_clone_to_owned()
         .context("dup stderr")?;
-    let child = tokio::process::Command::new("docker")
-        .arg("run")
-        .arg("--rm")
-        .arg("--cgroup-parent")
-        .arg(&session.cgroup.parent)
-        .arg("--label")
-        .arg(format!("{}={name}", crate::session::LABEL_SESSION))
-        .arg("--label")
-        .arg(format!(
-            "{}={}",
-            crate::session::LABEL_INSTANCE,
-            serve.cgroup_root
-        ))
-        .args(&args.docker_args)
-        .stdout(Stdio::from(stderr))
-        .stdin(Stdio::null())
-        .spawn();
+    eprintln!(
+        "slimd trace: cgroup2 at {} ({:?}), session cgroup {} (id {})",
+        tracer.cgroups().v2_mount.display(),
+        tracer.cgroups().mode,
+        session.cgroup.path.display(),
+        session.cgroup.id
+    );
+    let child = if args.host {
+        host_command(&args.docker_args, &session.cgroup.path, stderr)
+    } else {
+        tokio::process::Command::new("docker")
+            .arg("run")
+            .arg("--rm")
+            .arg("--cgroup-parent")
+            .arg(&session.cgroup.parent)
+            .arg("--label")
+            .arg(format!("{}={name}", crate::session::LABEL_SESSION))
+            .arg("--label")
+            .arg(format!(
+                "{}={}",
+                crate::session::LABEL_INSTANCE,
+                serve.cgroup_root
+            ))
+            .args(&args.docker_args)
+            .stdout(Stdio::from(stderr))
+            .stdin(Stdio::null())
+            .spawn()
+    };
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {

@@ -221,6 +221,13 @@ impl Drop for Daemon {
                 let _ = slimd_tests::docker(["rm", "-f", &id]);
             }
         }
+        // The (now empty) cgroup root of this test instance.
+        if let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") {
+            for r in roots.flatten() {
+                let _ = std::fs::remove_dir(r.path().join(&self.cgroup_root));
+            }
+        }
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.cgroup_root));
     }
 }
 
