@@ -73,6 +73,9 @@ pub enum EventKind {
     Bind = 13,
     /// listen: `arg0` fd, `arg1` backlog.
     Listen = 14,
+    /// cgroup_mkdir of a cgroup matching a watch prefix (watch mode): path,
+    /// `arg0` cgroup id, `arg1` level. The kernel tagged it provisionally.
+    CgroupMkdir = 15,
 }
 
 impl EventKind {
@@ -92,6 +95,7 @@ impl EventKind {
             12 => Self::Connect,
             13 => Self::Bind,
             14 => Self::Listen,
+            15 => Self::CgroupMkdir,
             _ => return None,
         })
     }
@@ -235,6 +239,25 @@ pub struct Pending {
     pub _pad: [u8; 7],
 }
 
+/// [`TagInfo::flags`]: tagged by the kernel on cgroup_mkdir (watch mode),
+/// waiting for userspace to adopt or drop it.
+pub const TAG_PROVISIONAL: u64 = 1;
+
+/// Longest watch prefix (a cgroup path prefix such as `/docker/`).
+pub const WATCH_PREFIX_LEN: usize = 64;
+/// Number of watch prefixes.
+pub const WATCH_PREFIXES: u32 = 8;
+
+/// One watch prefix: new cgroup2 directories whose path starts with it are
+/// tagged provisionally from their creation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct WatchPrefix {
+    pub len: u32,
+    pub _pad: u32,
+    pub bytes: [u8; WATCH_PREFIX_LEN],
+}
+
 /// Value of the tag map (key: a cgroup id).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -274,6 +297,14 @@ pub struct Config {
     /// `O_DIRECTORY | O_PATH` for the host architecture: opens with these
     /// flags may become a `dfd`, so they start a new dedup generation.
     pub dir_open_flags: u32,
+    /// Watch mode on: tag new cgroups matching a watch prefix.
+    pub watch: u32,
+    /// cgroup:cgroup_mkdir offsets: root (hierarchy id), id, path.
+    pub mkdir_root: u32,
+    pub mkdir_id: u32,
+    pub mkdir_level: u32,
+    pub mkdir_path: u32,
+    pub _pad: u32,
 }
 
 /// Bits in the tag filter: a one-entry array the kernel checks before the
@@ -327,6 +358,7 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::SyscallSet {}
     unsafe impl aya::Pod for super::TagFilter {}
+    unsafe impl aya::Pod for super::WatchPrefix {}
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ pub enum SessionKind {
     Build,
     /// Trace, probe and report; no image.
     Profile,
+    /// A container someone else started, profiled in watch mode.
+    Watch,
 }
 
 /// When to stop watching the app.
@@ -164,6 +166,9 @@ pub struct SessionRequest {
     pub verify_seccomp: bool,
     /// Keep the session running if the client disconnects.
     pub detach: bool,
+    /// Build from a finished watch/profile session's observations instead
+    /// of running the app (`slim build --from-profile ID`).
+    pub from_profile: Option<String>,
 }
 
 /// The phases of a session, in order.

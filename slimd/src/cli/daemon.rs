@@ -35,6 +35,17 @@ pub struct ServeArgs {
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, global = true)]
     pub ring_buffer_mb: u32,
+    /// Watch mode: also profile containers others start that carry the
+    /// watch label (traced from their first instruction).
+    #[arg(long, global = true)]
+    pub watch: bool,
+    /// The label (or pod annotation) that asks for a profile.
+    #[arg(long, default_value = crate::session::watcher::DEFAULT_LABEL, value_name = "KEY=VALUE", global = true)]
+    pub watch_label: String,
+    /// cgroup2 path prefixes of the runtime's containers (repeatable;
+    /// default: Docker's cgroupfs and systemd layouts).
+    #[arg(long, value_name = "PREFIX", global = true)]
+    pub watch_prefix: Vec<String>,
 }
 
 impl ServeArgs {
@@ -43,8 +54,19 @@ impl ServeArgs {
         if mb == 0 || !mb.is_power_of_two() || mb > 1024 {
             anyhow::bail!("--ring-buffer-mb must be a power of two between 1 and 1024");
         }
+        let watch_prefixes = if !self.watch {
+            Vec::new()
+        } else if self.watch_prefix.is_empty() {
+            crate::session::watcher::DEFAULT_PREFIXES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            self.watch_prefix.clone()
+        };
         Ok(TracerOptions {
             ring_bytes: mb * 1024 * 1024,
+            watch_prefixes,
             ..TracerOptions::default()
         })
     }
@@ -71,6 +93,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cgroup_root: args.cgroup_root.clone(),
         engine_socket: args.docker_socket.clone(),
         tracer: args.tracer_options()?,
+        watch_label: args.watch.then(|| args.watch_label.clone()),
     };
     let daemon = Daemon::start(config).await?;
     let (listener, created) = server::listen(&args.socket).await?;

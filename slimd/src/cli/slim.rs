@@ -66,7 +66,12 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct BuildArgs {
     /// The image to minify (must exist locally; slimd never pulls).
-    pub image: String,
+    #[arg(required_unless_present = "from_profile")]
+    pub image: Option<String>,
+    /// Build from a finished session's saved profile (a watch-mode or
+    /// profile session) instead of running the app again.
+    #[arg(long, value_name = "SESSION")]
+    pub from_profile: Option<String>,
     /// Target tag (default `<repo>.slim:<tag>`).
     #[arg(long)]
     pub tag: Option<String>,
@@ -192,7 +197,7 @@ impl BuildArgs {
             .transpose()?;
         Ok(SessionRequest {
             kind,
-            image: self.image.clone(),
+            image: self.image.clone().unwrap_or_default(),
             tag: self.tag.clone(),
             force: self.force,
             run: RunOptions {
@@ -231,6 +236,7 @@ impl BuildArgs {
             },
             verify_seccomp: self.verify_seccomp && kind == SessionKind::Build,
             detach: self.detach,
+            from_profile: self.from_profile.clone(),
         })
     }
 }
@@ -311,7 +317,12 @@ async fn session(
     if json {
         println!("{}", serde_json::json!({"event": "session", "id": id}));
     } else {
-        eprintln!("slim: session {id}: {} {}", kind_name(kind), args.image);
+        let what = match (&args.image, &args.from_profile) {
+            (Some(i), _) => i.clone(),
+            (None, Some(p)) => format!("the image profiled by session {p}"),
+            (None, None) => String::new(),
+        };
+        eprintln!("slim: session {id}: {} {what}", kind_name(kind));
     }
     follow(client, id, stream, json, signal_continue).await
 }
@@ -320,6 +331,7 @@ fn kind_name(k: SessionKind) -> &'static str {
     match k {
         SessionKind::Build => "building a slim image of",
         SessionKind::Profile => "profiling",
+        SessionKind::Watch => "watching",
     }
 }
 

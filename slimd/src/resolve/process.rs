@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::tracer::{EventData, RawPath, SockAddr, TraceEvent};
 
 /// What a process did with a path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessKind {
     Open,
@@ -35,7 +35,7 @@ pub enum AccessKind {
 }
 
 /// One file access, resolved to an absolute container path.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Access {
     /// Absolute path inside the container, as named (cwd/dfd applied,
     /// symlinks and `..` not yet resolved against the image).
@@ -52,7 +52,7 @@ pub struct Access {
 }
 
 /// An exec the app made.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecRecord {
     pub pid: u32,
     pub ppid: u32,
@@ -62,7 +62,7 @@ pub struct ExecRecord {
 }
 
 /// A socket operation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetRecord {
     pub pid: u32,
     pub comm: String,
@@ -71,7 +71,7 @@ pub struct NetRecord {
     pub ok: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetOp {
     Connect,
@@ -80,7 +80,7 @@ pub enum NetOp {
 }
 
 /// Everything the model extracted from a session's events.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Observations {
     pub accesses: Vec<Access>,
     pub execs: Vec<ExecRecord>,
@@ -251,7 +251,7 @@ impl ProcessModel {
                 child.exec_request = None;
                 self.procs.insert(*child_pid, child);
             }
-            EventData::Exit { .. } => {}
+            EventData::Exit { .. } | EventData::CgroupMkdir { .. } => {}
             EventData::Chdir { path } => {
                 if e.ret != 0 {
                     if !runtime && let Some(abs) = self.absolute(tgid, path, None) {

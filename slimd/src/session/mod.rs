@@ -9,9 +9,11 @@
 //! and `report.json`; `<state>/scratch/<id>/` holds its temporary files and
 //! is removed when it ends).
 
+pub mod analyse;
 pub mod artifacts;
 pub mod cleanup;
 mod run;
+pub mod watcher;
 
 use std::{
     collections::HashMap,
@@ -35,6 +37,9 @@ pub const LABEL_SESSION: &str = "slimd.session";
 /// Which daemon instance (its cgroup root name) made it: two daemons on one
 /// host (e.g. tests) never clean up each other's sessions.
 pub const LABEL_INSTANCE: &str = "slimd.instance";
+
+/// Where containerd listens: detected to explain that it is not supported.
+pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
 /// A fresh session id: short, sortable by time, safe as a cgroup name,
 /// label value and directory name.
@@ -68,6 +73,9 @@ pub struct DaemonConfig {
     /// Docker socket (default: the engine's default).
     pub engine_socket: Option<PathBuf>,
     pub tracer: TracerOptions,
+    /// Watch mode: profile containers started by others that carry this
+    /// `key=value` label (the tracer's watch prefixes must be set too).
+    pub watch_label: Option<String>,
 }
 
 impl Default for DaemonConfig {
@@ -77,6 +85,7 @@ impl Default for DaemonConfig {
             cgroup_root: "slimd".into(),
             engine_socket: None,
             tracer: TracerOptions::default(),
+            watch_label: None,
         }
     }
 }
@@ -140,6 +149,10 @@ impl SessionHandle {
         self.info.lock().unwrap().clone()
     }
 
+    pub(crate) fn set_info(&self, info: SessionInfo) {
+        *self.info.lock().unwrap() = info;
+    }
+
     pub fn is_finished(&self) -> bool {
         *self.finished.borrow()
     }
@@ -198,6 +211,9 @@ impl Daemon {
             sessions: Mutex::new(HashMap::new()),
         });
         cleanup::remove_leftovers(&daemon).await;
+        if let Some(label) = daemon.config.watch_label.clone() {
+            tokio::spawn(watcher::run(daemon.clone(), label));
+        }
         Ok(daemon)
     }
 
@@ -211,7 +227,15 @@ impl Daemon {
         if let Some(e) = g.as_ref() {
             return Ok(e.clone());
         }
-        let e = Engine::connect(self.config.engine_socket.as_deref()).await?;
+        let e = Engine::connect(self.config.engine_socket.as_deref())
+            .await
+            .inspect_err(|_| {
+                if Path::new(CONTAINERD_SOCKET).exists() {
+                    tracing::warn!(
+                        "containerd answers at {CONTAINERD_SOCKET}, but slimd drives containers through the Docker engine API only (containerd/CRI is not supported yet): run dockerd, or point --docker-socket at it"
+                    );
+                }
+            })?;
         *g = Some(e.clone());
         Ok(e)
     }
@@ -224,32 +248,40 @@ impl Daemon {
         self.config.state_dir.join("scratch").join(id)
     }
 
-    /// Starts a session in the background and returns its handle.
-    pub fn start_session(
-        self: &Arc<Self>,
-        req: SessionRequest,
-    ) -> Result<Arc<SessionHandle>, ApiError> {
-        if req.image.trim().is_empty() {
+    /// Registers a session (it shows in `slim sessions` from now on).
+    pub fn register(&self, req: &SessionRequest) -> Result<Arc<SessionHandle>, ApiError> {
+        if req.image.trim().is_empty() && req.from_profile.is_none() {
             return Err(ApiError {
                 kind: FailureKind::Usage,
                 message: "no image given".into(),
             });
         }
         let id = new_session_id();
-        let handle = Arc::new(SessionHandle::new(id.clone(), &req));
+        let handle = Arc::new(SessionHandle::new(id.clone(), req));
         handle.emit(Progress::Session { id: id.clone() });
-        self.sessions
-            .lock()
-            .unwrap()
-            .insert(id.clone(), handle.clone());
+        self.sessions.lock().unwrap().insert(id, handle.clone());
+        Ok(handle)
+    }
+
+    /// Forgets a finished session (its report stays on disk).
+    pub fn unregister(&self, handle: &SessionHandle) {
+        self.sessions.lock().unwrap().remove(&handle.id);
+        let _ = handle.finished.send(true);
+    }
+
+    /// Starts a session in the background and returns its handle.
+    pub fn start_session(
+        self: &Arc<Self>,
+        req: SessionRequest,
+    ) -> Result<Arc<SessionHandle>, ApiError> {
+        let handle = self.register(&req)?;
         let daemon = self.clone();
         let h = handle.clone();
-        let span = tracing::info_span!("session", id = %id, image = %req.image);
+        let span = tracing::info_span!("session", id = %h.id, image = %req.image);
         tokio::spawn(
             async move {
                 run::run(daemon.clone(), h.clone(), req).await;
-                daemon.sessions.lock().unwrap().remove(&h.id);
-                let _ = h.finished.send(true);
+                daemon.unregister(&h);
             }
             .instrument(span),
         );

@@ -16,13 +16,12 @@ use crate::{
         ApiError, ContinueAfter, FailureKind, Phase, Progress, SessionKind, SessionRequest,
     },
     engine::{ContainerSpec, Engine, EngineError, ImageInfo},
-    image::{Image, ImageWriter, WriteOptions},
+    image::{ImageWriter, WriteOptions},
     probe::{
         self, CommandProbe, Endpoint, HttpProbeConfig, ProbeError, ProbePlan, ProbeReport,
         RunRecord,
     },
-    report::{KeptFile, PhaseTiming, Report, Sizes, VerifyResult},
-    resolve::{KeepInput, KeepSet, Observations, ProcessModel},
+    report::{PhaseTiming, Report, VerifyResult},
     tracer::{TraceEvent, TraceSession},
 };
 
@@ -34,13 +33,13 @@ pub struct SessionError {
 }
 
 impl SessionError {
-    fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+    pub(super) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
         }
     }
-    fn internal(message: impl Into<String>) -> Self {
+    pub(super) fn internal(message: impl Into<String>) -> Self {
         Self::new(FailureKind::Internal, message)
     }
     fn app(message: impl Into<String>) -> Self {
@@ -207,7 +206,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
         tracing::error!("cannot write {}: {e}", report_path.display());
     }
     let _ = write_json(&dir.join("session.json"), &info);
-    *handle.info.lock().unwrap() = info;
+    handle.set_info(info);
     match outcome {
         Ok(()) => {
             tracing::info!("session succeeded");
@@ -269,19 +268,18 @@ fn split_reference(image: &str) -> (&str, &str) {
 }
 
 /// The phases.
-async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
+/// Inspects the image and checks the target tag before any work.
+async fn inspect_and_target(
+    ctx: &mut Ctx<'_>,
+    image_ref: &str,
+) -> Result<(ImageInfo, Option<String>)> {
     let req = ctx.req;
-
-    // --- inspect ---
-    ctx.begin(Phase::Inspect);
-    let info = ctx.engine.inspect_image(&req.image).await?;
+    let info = ctx.engine.inspect_image(image_ref).await?;
+    ctx.report.image = image_ref.to_string();
     ctx.report.image_id = info.id.clone();
     let target = if req.kind == SessionKind::Build {
-        let t = req
-            .tag
-            .clone()
-            .unwrap_or_else(|| default_target(&req.image));
-        if info.repo_tags.contains(&t) || t == req.image {
+        let t = req.tag.clone().unwrap_or_else(|| default_target(image_ref));
+        if info.repo_tags.contains(&t) || t == image_ref {
             return Err(SessionError::new(
                 FailureKind::Usage,
                 format!("the target tag {t} names the original image: choose another --tag"),
@@ -300,6 +298,80 @@ async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
         None
     };
     ctx.report.target = target.clone();
+    Ok((info, target))
+}
+
+/// `slim build --from-profile ID`: the observations of an earlier session
+/// (typically a watch-mode profile) instead of a new run.
+async fn flow_from_profile(ctx: &mut Ctx<'_>, profile_id: &str) -> Result<()> {
+    let req = ctx.req;
+    ctx.begin(Phase::Inspect);
+    if !super::valid_id(profile_id) {
+        return Err(SessionError::new(
+            FailureKind::Usage,
+            format!("{profile_id:?} is not a session id (see `slim sessions`)"),
+        ));
+    }
+    let profile = super::analyse::load_profile(&ctx.daemon.session_dir(profile_id))?;
+    let image_ref = if req.image.is_empty() {
+        profile.image.clone()
+    } else {
+        req.image.clone()
+    };
+    let (info, target) = inspect_and_target(ctx, &image_ref).await?;
+    if info.id != profile.image_id {
+        ctx.warn(format!(
+            "{image_ref} is now {} but session {profile_id} profiled {}: building from the image as it is now",
+            info.id, profile.image_id
+        ));
+    }
+    ctx.done(Some(format!(
+        "{image_ref}, observations of session {profile_id}"
+    )));
+    for p in [Phase::Start, Phase::Probe, Phase::Collect] {
+        ctx.skip(
+            p,
+            &format!("using the observations of session {profile_id}"),
+        );
+    }
+    ctx.begin(Phase::Assemble);
+    let analysis = super::analyse::analyse(
+        &ctx.engine,
+        &ctx.daemon.session_dir(&ctx.handle.id),
+        &ctx.scratch.join("image"),
+        &image_ref,
+        &info.id,
+        super::analyse::Seen::Saved(profile.observations),
+        &profile.syscalls,
+        &req.keep,
+        req.run.workdir.clone().or(profile.workdir),
+        &mut ctx.report,
+    )
+    .await?;
+    assemble_and_finish(
+        ctx,
+        &info,
+        target,
+        analysis,
+        None,
+        None,
+        Vec::new(),
+        ProbePlan::default(),
+    )
+    .await
+}
+
+/// The phases.
+async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
+    let req = ctx.req;
+    if let Some(id) = &req.from_profile {
+        return flow_from_profile(ctx, id).await;
+    }
+
+    // --- inspect ---
+    ctx.begin(Phase::Inspect);
+    let (info, target) = inspect_and_target(ctx, &req.image).await?;
+
     let ports = ports_of(&info, req);
     let probing = has_probes(req, &ports);
     let continue_after = req
@@ -490,52 +562,53 @@ async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
 
     // --- assemble ---
     ctx.begin(Phase::Assemble);
-    let image = Arc::new(export_image(ctx, &info.id).await?);
-    let workdir = req
-        .run
-        .workdir
-        .clone()
-        .or_else(|| image.config.config.working_dir.clone());
-    let obs = {
-        let image = image.clone();
-        tokio::task::spawn_blocking(move || observe(&image, &events))
-            .await
-            .map_err(|e| SessionError::internal(e.to_string()))?
-    };
-    ctx.report.execs = obs.execs.clone();
-    ctx.report.set_network(&obs.network);
-    ctx.report.unresolved = obs.unresolved.clone();
-    let (keep, obs) = {
-        let image = image.clone();
-        let opts = req.keep.clone();
-        let wd = workdir.clone();
-        tokio::task::spawn_blocking(move || {
-            KeepSet::build(&KeepInput {
-                image: &image,
-                observations: &obs,
-                options: &opts,
-                workdir: wd.as_deref(),
-            })
-            .map(|k| (k, obs))
-        })
-        .await
-        .map_err(|e| SessionError::internal(e.to_string()))?
-        .map_err(|e| SessionError::new(FailureKind::Usage, e))?
-    };
-    fill_keep_report(&mut ctx.report, &image, &keep);
-    let hardening = super::artifacts::write(
+    let analysis = super::analyse::analyse(
+        &ctx.engine,
         &ctx.daemon.session_dir(&ctx.handle.id),
+        &ctx.scratch.join("image"),
         &req.image,
+        &info.id,
+        super::analyse::Seen::Events(events),
         &summary.syscalls,
-        &obs,
-        Some(&keep),
-    );
+        &req.keep,
+        req.run.workdir.clone(),
+        &mut ctx.report,
+    )
+    .await?;
+    assemble_and_finish(
+        ctx,
+        &info,
+        target,
+        analysis,
+        probe_report,
+        oneshot_run,
+        ports,
+        plan,
+    )
+    .await
+}
+
+/// Writes, loads and verifies the slim image (the end of every build).
+#[allow(clippy::too_many_arguments)]
+async fn assemble_and_finish(
+    ctx: &mut Ctx<'_>,
+    info: &ImageInfo,
+    target: Option<String>,
+    analysis: super::analyse::Analysis,
+    probe_report: Option<ProbeReport>,
+    oneshot_run: Option<RunRecord>,
+    ports: Vec<String>,
+    plan: ProbePlan,
+) -> Result<()> {
+    let req = ctx.req;
+    let super::analyse::Analysis {
+        image,
+        keep,
+        hardening,
+    } = analysis;
     for p in &hardening.problems {
         ctx.warn(p.clone());
     }
-    ctx.report.artifacts = hardening.files.clone();
-    ctx.report.seccomp = hardening.seccomp.clone();
-    ctx.report.network = Some(hardening.network.clone());
     let Some(target) = target else {
         ctx.done(Some(format!(
             "{} paths used; profiles: {}",
@@ -559,7 +632,10 @@ async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
         let scratch = ctx.scratch.clone();
         let mut opts = WriteOptions {
             tag: Some(target.clone()),
-            created_by: format!("slimd build {} (session {})", req.image, ctx.handle.id),
+            created_by: format!(
+                "slimd build {} (session {})",
+                ctx.report.image, ctx.handle.id
+            ),
             ..Default::default()
         };
         opts.labels
@@ -858,84 +934,6 @@ async fn stop_container(ctx: &Ctx<'_>, container: &str, info: &ImageInfo) {
         .engine
         .wait_exit(container, Instant::now() + Duration::from_secs(15))
         .await;
-}
-
-async fn export_image(ctx: &Ctx<'_>, image_id: &str) -> Result<Image> {
-    super::export_image(&ctx.engine, image_id, &ctx.scratch.join("image"))
-        .await
-        .map_err(SessionError::internal)
-}
-
-/// Replays the events with the image at hand (so a chdir through a symlink
-/// lands where the kernel went).
-fn observe(image: &Arc<Image>, events: &[TraceEvent]) -> Observations {
-    let img = image.clone();
-    let mut model = ProcessModel::with_canonicalizer(move |dir| {
-        img.fs
-            .resolve(dir, crate::image::ResolveOptions::default())
-            .map(|r| r.path)
-            .unwrap_or_else(|_| crate::resolve::lexical_clean(dir))
-    });
-    for e in events {
-        model.feed(e);
-    }
-    model.finish()
-}
-
-fn fill_keep_report(report: &mut Report, image: &Image, keep: &KeepSet) {
-    let fs = &image.fs;
-    let mut kept = Vec::with_capacity(keep.len());
-    let mut slim_files = 0u64;
-    let mut kept_bytes = 0u64;
-    for (path, reasons) in keep.entries() {
-        let (kind, size) = match fs.get(path) {
-            Some(e) => {
-                let kind = match &e.kind {
-                    crate::image::EntryKind::File(_) => "file",
-                    crate::image::EntryKind::Dir => "dir",
-                    crate::image::EntryKind::Symlink { .. } => "symlink",
-                    _ => "special",
-                };
-                (kind, e.size())
-            }
-            None => ("missing", 0),
-        };
-        if kind == "file" {
-            slim_files += 1;
-            kept_bytes += size;
-        }
-        kept.push(KeptFile {
-            path: path.clone(),
-            kind,
-            size,
-            reasons: reasons.clone(),
-        });
-    }
-    let (orig_files, orig_bytes) = fs.iter().fold((0u64, 0u64), |(n, b), (_, e)| {
-        if e.is_file() {
-            (n + 1, b + e.size())
-        } else {
-            (n, b)
-        }
-    });
-    report.kept = kept;
-    report.created = keep.synthetic().iter().map(|s| s.path.clone()).collect();
-    report.not_in_image = keep.not_in_image.iter().cloned().collect();
-    report.problems = keep.problems.clone();
-    report.excluded = keep.excluded.clone();
-    report.sizes = Some(Sizes {
-        original_bytes: orig_bytes,
-        original_files: orig_files,
-        slim_bytes: kept_bytes,
-        slim_files,
-        removed_files: orig_files.saturating_sub(slim_files),
-        removed_bytes: orig_bytes.saturating_sub(kept_bytes),
-        reduction_percent: if orig_bytes > 0 {
-            100.0 * (1.0 - kept_bytes as f64 / orig_bytes as f64)
-        } else {
-            0.0
-        },
-    });
 }
 
 /// Runs the slim image the same way and compares.

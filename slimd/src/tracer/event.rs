@@ -50,7 +50,7 @@ impl Serialize for RawPath {
 }
 
 /// A socket address from connect/bind.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(tag = "family", rename_all = "lowercase")]
 pub enum SockAddr {
     Inet {
@@ -176,6 +176,12 @@ pub enum EventData {
         fd: i32,
         backlog: i32,
     },
+    /// Watch mode: a new cgroup matched a watch prefix and was tagged.
+    CgroupMkdir {
+        id: u64,
+        level: u32,
+        path: RawPath,
+    },
 }
 
 /// One traced action of one process of a session.
@@ -298,6 +304,11 @@ pub fn decode(rec: &[u8]) -> Result<TraceEvent, DecodeError> {
         EventKind::Listen => EventData::Listen {
             fd: h.arg0 as i32,
             backlog: h.arg2 as i32,
+        },
+        EventKind::CgroupMkdir => EventData::CgroupMkdir {
+            id: h.arg0 as u64,
+            level: h.arg1 as u32,
+            path,
         },
     };
     let comm_end = h.comm.iter().position(|&c| c == 0).unwrap_or(h.comm.len());

@@ -8,7 +8,7 @@ use aya::{
     maps::{Array, ProgramArray},
     programs::{ProgramError, TracePoint},
 };
-use slimd_common::{Config, MAX_SYSCALL_NR};
+use slimd_common::{Config, MAX_SYSCALL_NR, WATCH_PREFIX_LEN, WATCH_PREFIXES, WatchPrefix};
 
 use super::{CgroupHost, TracerError, syscalls, tracefs};
 
@@ -23,13 +23,21 @@ pub struct TracerOptions {
     /// cgroup levels checked against the tag map (bit n = level n).
     /// Session cgroups are `<root>/slimd/<session>`: level 2.
     pub tag_levels: u32,
+    /// Watch mode: cgroup2 path prefixes (e.g. `/docker/`) whose new
+    /// cgroups are tagged provisionally by the kernel when created.
+    pub watch_prefixes: Vec<String>,
 }
+
+/// Levels checked in watch mode: containers of runtimes live deeper than
+/// slimd's own sessions (`/kubepods/burstable/pod<uid>/<id>` is level 4).
+pub const WATCH_TAG_LEVELS: u32 = 0b1111_1100;
 
 impl Default for TracerOptions {
     fn default() -> Self {
         Self {
             ring_bytes: 16 * 1024 * 1024,
             tag_levels: 1 << 2,
+            watch_prefixes: Vec::new(),
         }
     }
 }
@@ -133,6 +141,16 @@ fn sched_offsets(tracefs: &Path, cfg: &mut Config) -> Result<(), TracerError> {
     Ok(())
 }
 
+/// Offsets of the cgroup_mkdir fields (watch mode only).
+fn mkdir_offsets(tracefs: &Path, cfg: &mut Config) -> Result<(), TracerError> {
+    let mkdir = tracefs::Format::read(tracefs, "cgroup", "cgroup_mkdir")?;
+    cfg.mkdir_root = mkdir.offset("cgroup_mkdir", "root", 4)?;
+    cfg.mkdir_id = mkdir.offset("cgroup_mkdir", "id", 8)?;
+    cfg.mkdir_level = mkdir.offset("cgroup_mkdir", "level", 4)?;
+    cfg.mkdir_path = mkdir.offset("cgroup_mkdir", "path", 4)?;
+    Ok(())
+}
+
 pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
     if OBJECT.is_empty() {
         return Err(TracerError::NoObject);
@@ -145,12 +163,31 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
     let cgroups = CgroupHost::discover()?;
     raise_memlock();
 
+    if opts.watch_prefixes.len() > WATCH_PREFIXES as usize
+        || opts
+            .watch_prefixes
+            .iter()
+            .any(|p| p.is_empty() || p.len() > WATCH_PREFIX_LEN)
+    {
+        return Err(TracerError::Load(format!(
+            "at most {WATCH_PREFIXES} watch prefixes of 1 to {WATCH_PREFIX_LEN} bytes"
+        )));
+    }
+    let watching = !opts.watch_prefixes.is_empty();
     let mut cfg = Config {
-        tag_levels: opts.tag_levels,
+        tag_levels: if watching {
+            opts.tag_levels | WATCH_TAG_LEVELS
+        } else {
+            opts.tag_levels
+        },
+        watch: watching as u32,
         dir_open_flags: (libc::O_DIRECTORY | libc::O_PATH) as u32,
         ..Default::default()
     };
     sched_offsets(&tracefs, &mut cfg)?;
+    if watching {
+        mkdir_offsets(&tracefs, &mut cfg)?;
+    }
 
     let mut ebpf = EbpfLoader::new()
         .override_global("CONFIG", &cfg, true)
@@ -218,6 +255,7 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         "sched_exit",
         "syscall_seen",
         "finish",
+        "cgroup_mkdir",
     ] {
         let p: &mut TracePoint = ebpf
             .program_mut(prog)
@@ -273,6 +311,30 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
     attach(&mut ebpf, "sched_exec", "sched", "sched_process_exec")?;
     attach(&mut ebpf, "sched_exit", "sched", "sched_process_exit")?;
     attach(&mut ebpf, "syscall_seen", "raw_syscalls", "sys_enter")?;
+    if watching {
+        let map = ebpf.map_mut("WATCH").ok_or(TracerError::Map {
+            name: "WATCH",
+            msg: "missing from the object".into(),
+        })?;
+        let mut arr: Array<_, WatchPrefix> =
+            Array::try_from(map).map_err(|e| TracerError::Map {
+                name: "WATCH",
+                msg: e.to_string(),
+            })?;
+        for (i, p) in opts.watch_prefixes.iter().enumerate() {
+            let mut v = WatchPrefix {
+                len: p.len() as u32,
+                _pad: 0,
+                bytes: [0; WATCH_PREFIX_LEN],
+            };
+            v.bytes[..p.len()].copy_from_slice(p.as_bytes());
+            arr.set(i as u32, v, 0).map_err(|e| TracerError::Map {
+                name: "WATCH",
+                msg: e.to_string(),
+            })?;
+        }
+        attach(&mut ebpf, "cgroup_mkdir", "cgroup", "cgroup_mkdir")?;
+    }
 
     Ok(Loaded {
         ebpf,

@@ -102,8 +102,32 @@ struct Maps {
 struct Shared {
     maps: Mutex<Maps>,
     subscribers: Mutex<HashMap<u64, Subscriber>>,
+    /// Watch mode: cgroups the kernel tagged on creation, with their events
+    /// so far, until userspace adopts or drops them. Locked after
+    /// `subscribers`, never before.
+    pending: Mutex<HashMap<u64, PendingTag>>,
+    watch_tx: mpsc::UnboundedSender<NewCgroup>,
     decode_errors: AtomicU64,
     nr_cpus: usize,
+}
+
+/// Events of a provisional tag not yet adopted.
+struct PendingTag {
+    events: Vec<TraceEvent>,
+    since: std::time::Instant,
+    dropped: u64,
+}
+
+/// At most this many events are held for an undecided cgroup.
+const MAX_PENDING_EVENTS: usize = 1 << 18;
+
+/// Watch mode: a cgroup the kernel tagged when it was created.
+#[derive(Clone, Debug)]
+pub struct NewCgroup {
+    pub id: u64,
+    pub level: u32,
+    /// Path in the cgroup2 hierarchy, e.g. `/docker/<container id>`.
+    pub path: String,
 }
 
 struct Subscriber {
@@ -115,6 +139,7 @@ struct Subscriber {
 #[derive(Clone)]
 pub struct Tracer {
     shared: Arc<Shared>,
+    watch_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<NewCgroup>>>>,
     flush_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
     info: Arc<TracerInfo>,
     // Programs and their links stay attached while this lives.
@@ -146,9 +171,12 @@ impl Tracer {
             name: "STATS",
             msg: format!("{what}: {e}"),
         })?;
+        let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             maps: Mutex::new(maps),
             subscribers: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            watch_tx,
             decode_errors: AtomicU64::new(0),
             nr_cpus,
         });
@@ -171,6 +199,7 @@ impl Tracer {
         };
         Ok(Self {
             shared,
+            watch_rx: Arc::new(Mutex::new(Some(watch_rx))),
             flush_tx,
             info: Arc::new(info),
             _programs: Arc::new(loaded),
@@ -197,6 +226,7 @@ impl Tracer {
                 root_name: root_name.to_string(),
                 name: session.to_string(),
                 events: Some(events),
+                owned: true,
             }),
             Err(e) => {
                 let _ = self.info.cgroups.remove_session(root_name, session);
@@ -318,6 +348,85 @@ impl Tracer {
     pub fn cgroups(&self) -> &CgroupHost {
         &self.info.cgroups
     }
+
+    /// Watch mode: new tagged cgroups, as the kernel reports them (taken once).
+    pub fn take_watch(&self) -> Option<mpsc::UnboundedReceiver<NewCgroup>> {
+        self.watch_rx.lock().unwrap().take()
+    }
+
+    /// Watch mode: keeps tracing a provisionally tagged cgroup; its events
+    /// so far are delivered first.
+    pub fn adopt(&self, c: &NewCgroup, name: &str) -> Result<TraceSession, TracerError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut subs = self.shared.subscribers.lock().unwrap();
+            let mut pending = self.shared.pending.lock().unwrap();
+            let held = pending.remove(&c.id);
+            let mut received = 0;
+            if let Some(p) = held {
+                if p.dropped > 0 {
+                    tracing::warn!(cgroup = %c.path, "{} early events were dropped while undecided", p.dropped);
+                }
+                for e in p.events {
+                    received += 1;
+                    let _ = tx.send(e);
+                }
+            }
+            subs.insert(c.id, Subscriber { tx, received });
+        }
+        let tag = TagInfo {
+            session: c.id,
+            flags: 0,
+        };
+        self.shared
+            .maps
+            .lock()
+            .unwrap()
+            .tags
+            .insert(c.id, tag, 0)
+            .map_err(|e| map_err("TAGS", e))?;
+        let level = c.path.matches('/').count() as u32;
+        Ok(TraceSession {
+            tracer: self.clone(),
+            cgroup: SessionCgroup {
+                path: self
+                    .info
+                    .cgroups
+                    .v2_mount
+                    .join(c.path.trim_start_matches('/')),
+                parent: c.path.clone(),
+                id: c.id,
+                level,
+            },
+            root_name: String::new(),
+            name: name.to_string(),
+            events: Some(rx),
+            owned: false,
+        })
+    }
+
+    /// Watch mode: stops tracing a provisionally tagged cgroup.
+    pub fn reject(&self, id: u64) {
+        self.untag(id);
+        self.shared.pending.lock().unwrap().remove(&id);
+    }
+
+    /// Drops provisional tags nobody decided on within `age`.
+    pub fn sweep_pending(&self, age: std::time::Duration) -> Vec<u64> {
+        let old: Vec<u64> = self
+            .shared
+            .pending
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() > age)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &old {
+            self.reject(*id);
+        }
+        old
+    }
 }
 
 /// One session's tag, cgroup and event stream.
@@ -327,6 +436,8 @@ pub struct TraceSession {
     root_name: String,
     name: String,
     events: Option<mpsc::UnboundedReceiver<TraceEvent>>,
+    /// slimd made the cgroup (false: the runtime's, in watch mode).
+    owned: bool,
 }
 
 impl TraceSession {
@@ -352,8 +463,12 @@ impl TraceSession {
         summary
     }
 
-    /// Removes the session's cgroups (after its container is gone).
+    /// Removes the session's cgroups (after its container is gone); a
+    /// watched container's cgroup belongs to its runtime and stays.
     pub fn remove_cgroup(&self) -> Result<(), TracerError> {
+        if !self.owned {
+            return Ok(());
+        }
         self.tracer
             .info
             .cgroups
@@ -422,12 +537,33 @@ async fn read_loop(
 
 fn drain(ring: &mut RingBuf<MapData>, shared: &Shared) {
     let mut subs = shared.subscribers.lock().unwrap();
+    let mut pending = shared.pending.lock().unwrap();
     while let Some(rec) = ring.next() {
         match event::decode(&rec) {
             Ok(ev) => {
-                if let Some(s) = subs.get_mut(&ev.session) {
+                if let EventData::CgroupMkdir { id, level, path } = &ev.data {
+                    pending.insert(
+                        *id,
+                        PendingTag {
+                            events: Vec::new(),
+                            since: std::time::Instant::now(),
+                            dropped: 0,
+                        },
+                    );
+                    let _ = shared.watch_tx.send(NewCgroup {
+                        id: *id,
+                        level: *level,
+                        path: path.as_str_lossy().into_owned(),
+                    });
+                } else if let Some(s) = subs.get_mut(&ev.session) {
                     s.received += 1;
                     let _ = s.tx.send(ev);
+                } else if let Some(p) = pending.get_mut(&ev.session) {
+                    if p.events.len() < MAX_PENDING_EVENTS {
+                        p.events.push(ev);
+                    } else {
+                        p.dropped += 1;
+                    }
                 }
             }
             Err(e) => {

@@ -24,11 +24,18 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub state: PathBuf,
     pub cgroup_root: String,
+    /// Extra `slimd serve` flags.
+    pub extra: Vec<String>,
 }
 
 impl Daemon {
     /// Starts a daemon named `name` and waits until it answers.
     pub fn start(name: &str) -> Result<Self> {
+        Self::start_with(name, &[])
+    }
+
+    /// Same, with extra `slimd serve` flags.
+    pub fn start_with(name: &str, extra: &[&str]) -> Result<Self> {
         slimd_tests::ensure_docker()?;
         let dir = std::env::temp_dir().join(format!("slimd-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -38,6 +45,7 @@ impl Daemon {
             socket: dir.join("slimd.sock"),
             state: dir.join("state"),
             cgroup_root: format!("slimd-e2e-{name}"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             dir,
         };
         d.spawn()?;
@@ -58,6 +66,7 @@ impl Daemon {
             .arg(&self.state)
             .arg("--cgroup-root")
             .arg(&self.cgroup_root)
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .stdout(log.try_clone()?)
             .stderr(log)

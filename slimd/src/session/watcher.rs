@@ -1,0 +1,332 @@
+//! Watch mode: profile containers that someone else starts (kubelet,
+//! `docker run`, compose) when they carry the watch label.
+//!
+//! The kernel tags every new cgroup under the runtime's roots (e.g.
+//! `/docker/<id>`) provisionally as it is created, so a container is traced
+//! from its first instruction with no start-up race. Here each new cgroup
+//! is matched to its container through the engine: a labelled container
+//! is adopted (its events so far are delivered first), anything else is
+//! dropped at once. When an adopted container exits, its profile — files
+//! used, execs, connections, syscalls, seccomp profile — is written like a
+//! `slim profile` report, and `slim build --from-profile ID` can build the
+//! slim image from it later.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use super::{
+    Daemon, SessionHandle,
+    analyse::{Seen, analyse},
+    run::SessionError,
+    unix_now, write_json,
+};
+use crate::{
+    api::types::{ApiError, FailureKind, Phase, Progress, SessionKind, SessionRequest},
+    report::{PhaseTiming, Report},
+    tracer::{NewCgroup, TraceEvent},
+};
+
+/// Default cgroup2 prefixes of the runtimes' containers: Docker with the
+/// cgroupfs driver, and with the systemd driver.
+pub const DEFAULT_PREFIXES: &[&str] = &["/docker/", "/system.slice/docker-"];
+
+/// Default label (or pod annotation, as cri-dockerd copies it) that asks for
+/// a profile.
+pub const DEFAULT_LABEL: &str = "slimd.dev/profile=true";
+
+/// The container id in a runtime cgroup path (`/docker/<id>`,
+/// `/system.slice/docker-<id>.scope`, `/kubepods/.../<id>`).
+pub fn container_id(path: &str) -> Option<&str> {
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let last = last.strip_prefix("docker-").unwrap_or(last);
+    let last = last.strip_suffix(".scope").unwrap_or(last);
+    (last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit())).then_some(last)
+}
+
+/// Whether labels ask for a profile (`key=value`, or the same as a pod
+/// annotation copied into labels by cri-dockerd).
+pub fn wants_profile(labels: &std::collections::BTreeMap<String, String>, label: &str) -> bool {
+    let (key, value) = label.split_once('=').unwrap_or((label, "true"));
+    let annotation = format!("annotation.{key}");
+    // slimd's own containers are traced by their session already.
+    if labels.contains_key(super::LABEL_SESSION) {
+        return false;
+    }
+    [key, annotation.as_str()]
+        .iter()
+        .any(|k| labels.get(*k).is_some_and(|v| v == value))
+}
+
+/// Runs for the daemon's life: decides on every new cgroup.
+pub async fn run(daemon: Arc<Daemon>, label: String) {
+    let Ok(tracer) = daemon.tracer() else {
+        return;
+    };
+    let Some(mut rx) = tracer.take_watch() else {
+        return;
+    };
+    tracing::info!(label = %label, "watch mode: profiling labelled containers");
+    let mut sweep = tokio::time::interval(Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            c = rx.recv() => {
+                let Some(c) = c else { return };
+                tokio::spawn(decide(daemon.clone(), c, label.clone()));
+            }
+            _ = sweep.tick() => {
+                for id in tracer.sweep_pending(Duration::from_secs(60)) {
+                    tracing::warn!(cgroup = id, "no decision on a new cgroup within 60 s: dropped");
+                }
+            }
+        }
+    }
+}
+
+async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
+    let Ok(tracer) = daemon.tracer() else { return };
+    let Some(cid) = container_id(&c.path) else {
+        tracer.reject(c.id);
+        return;
+    };
+    let engine = match daemon.engine().await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!("watch: {e}");
+            tracer.reject(c.id);
+            return;
+        }
+    };
+    let container = match engine.inspect_container(cid).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!(
+                container = cid,
+                "watch: not a container of this engine: {e}"
+            );
+            tracer.reject(c.id);
+            return;
+        }
+    };
+    if !wants_profile(&container.labels, &label) {
+        tracer.reject(c.id);
+        return;
+    }
+    // Name the image as people know it (the container records its id).
+    let image_name = engine
+        .inspect_image(&container.image)
+        .await
+        .ok()
+        .and_then(|i| i.repo_tags.first().cloned())
+        .unwrap_or_else(|| container.image.clone());
+    let mut container = container;
+    container.image = image_name;
+    let req = SessionRequest {
+        kind: SessionKind::Watch,
+        image: container.image.clone(),
+        detach: true,
+        ..Default::default()
+    };
+    let handle = match daemon.register(&req) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!("watch: {}", e.message);
+            tracer.reject(c.id);
+            return;
+        }
+    };
+    let trace = match tracer.adopt(&c, &handle.id) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("watch: cannot adopt {}: {e}", c.path);
+            tracer.reject(c.id);
+            daemon.unregister(&handle);
+            return;
+        }
+    };
+    tracing::info!(session = %handle.id, container = %container.name, image = %container.image, "watch: profiling");
+    profile_container(daemon, handle, trace, container).await;
+}
+
+async fn profile_container(
+    daemon: Arc<Daemon>,
+    handle: Arc<SessionHandle>,
+    mut trace: crate::tracer::TraceSession,
+    container: crate::engine::ContainerInfo,
+) {
+    let dir = daemon.session_dir(&handle.id);
+    let scratch = daemon.scratch_dir(&handle.id);
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = write_json(&dir.join("session.json"), &handle.info());
+    let mut rx = trace.take_events().expect("adopted session");
+    let collector = tokio::spawn(async move {
+        let mut v: Vec<TraceEvent> = Vec::new();
+        while let Some(e) = rx.recv().await {
+            v.push(e);
+        }
+        v
+    });
+    let mut report = Report {
+        id: handle.id.clone(),
+        kind: SessionKind::Watch,
+        image: container.image.clone(),
+        started: unix_now(),
+        ..Default::default()
+    };
+    handle.emit(Progress::Note {
+        message: format!(
+            "profiling container {} ({})",
+            container.name, container.image
+        ),
+    });
+    handle.emit(Progress::PhaseStarted {
+        phase: Phase::Probe,
+    });
+    let t = Instant::now();
+    // The app runs as long as its owner wants: wait for its exit, or a cancel.
+    let exited = async {
+        match daemon.engine().await {
+            Ok(e) => {
+                let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                let _ = e.wait_exit(&container.id, far).await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = exited => {}
+        _ = handle.cancel.cancelled() => {}
+    }
+    report.phases.push(PhaseTiming {
+        phase: Phase::Probe,
+        ms: t.elapsed().as_millis() as u64,
+    });
+    handle.emit(Progress::PhaseStarted {
+        phase: Phase::Collect,
+    });
+    let summary = trace.finish().await;
+    let events = collector.await.unwrap_or_default();
+    report.trace = Some(summary.stats);
+    report.syscalls = summary
+        .syscalls
+        .iter()
+        .map(|n| {
+            crate::harden::syscall_name(*n)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("syscall_{n}"))
+        })
+        .collect();
+    if summary.stats.lost > 0 {
+        report.warnings.push(format!(
+            "{} trace events were LOST (ring buffer full)",
+            summary.stats.lost
+        ));
+    }
+    handle.emit(Progress::PhaseStarted {
+        phase: Phase::Assemble,
+    });
+    let t = Instant::now();
+    let result: Result<(), SessionError> = async {
+        let engine = daemon
+            .engine()
+            .await
+            .map_err(|e| SessionError::internal(e.to_string()))?;
+        let info = engine.inspect_image(&container.image).await?;
+        report.image_id = info.id.clone();
+        analyse(
+            &engine,
+            &dir,
+            &scratch.join("image"),
+            &container.image,
+            &info.id,
+            Seen::Events(events),
+            &summary.syscalls,
+            &Default::default(),
+            None,
+            &mut report,
+        )
+        .await
+        .map(|_| ())
+    }
+    .await;
+    report.phases.push(PhaseTiming {
+        phase: Phase::Assemble,
+        ms: t.elapsed().as_millis() as u64,
+    });
+    let _ = std::fs::remove_dir_all(&scratch);
+    report.finished = unix_now();
+    let mut info = handle.info();
+    info.finished = Some(report.finished);
+    let report_path = dir.join("report.json");
+    match &result {
+        Ok(()) => {
+            report.state = "succeeded".into();
+            info.state = "succeeded".into();
+        }
+        Err(e) => {
+            report.state = "failed".into();
+            report.failure = Some(ApiError {
+                kind: e.kind,
+                message: e.message.clone(),
+            });
+            info.state = "failed".into();
+            info.message = Some(e.message.clone());
+        }
+    }
+    let _ = write_json(&report_path, &report);
+    let _ = write_json(&dir.join("session.json"), &info);
+    handle.set_info(info);
+    match result {
+        Ok(()) => handle.emit(Progress::Done {
+            summary: report.summary(&report_path.display().to_string()),
+        }),
+        Err(e) => handle.emit(Progress::Failed {
+            kind: if handle.cancel.is_cancelled() {
+                FailureKind::Cancelled
+            } else {
+                e.kind
+            },
+            message: e.message,
+        }),
+    }
+    daemon.unregister(&handle);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_ids_from_paths() {
+        let id = "a".repeat(64);
+        assert_eq!(container_id(&format!("/docker/{id}")), Some(id.as_str()));
+        assert_eq!(
+            container_id(&format!("/system.slice/docker-{id}.scope")),
+            Some(id.as_str())
+        );
+        assert_eq!(
+            container_id(&format!("/kubepods/burstable/pod12/{id}")),
+            Some(id.as_str())
+        );
+        assert_eq!(container_id("/docker/notanid"), None);
+        assert_eq!(container_id("/docker"), None);
+    }
+
+    #[test]
+    fn labels_and_annotations() {
+        let mut l = std::collections::BTreeMap::new();
+        assert!(!wants_profile(&l, DEFAULT_LABEL));
+        l.insert("slimd.dev/profile".to_string(), "true".to_string());
+        assert!(wants_profile(&l, DEFAULT_LABEL));
+        l.insert("slimd.dev/profile".to_string(), "false".to_string());
+        assert!(!wants_profile(&l, DEFAULT_LABEL));
+        l.insert(
+            "annotation.slimd.dev/profile".to_string(),
+            "true".to_string(),
+        );
+        assert!(wants_profile(&l, DEFAULT_LABEL));
+        l.insert(super::super::LABEL_SESSION.to_string(), "x".to_string());
+        assert!(!wants_profile(&l, DEFAULT_LABEL), "slimd's own containers");
+    }
+}
