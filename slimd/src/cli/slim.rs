@@ -18,8 +18,9 @@ use crate::{
     api::{
         client::{Client, ClientError, ProgressStream},
         types::{
-            ContinueAfter, DEFAULT_SOCKET, FailureKind, KeepOptions, Phase, ProbeOptions, Progress,
-            RunOptions, SessionKind, SessionRequest,
+            ContinueAfter, DEFAULT_SOCKET, FailureKind, Granularity, GranularityOverride,
+            GranularityOverrideError, KeepOptions, Phase, ProbeOptions, Progress, RunOptions,
+            SessionKind, SessionRequest,
         },
     },
     report,
@@ -148,6 +149,15 @@ pub struct BuildArgs {
     /// Keep /usr/share/zoneinfo.
     #[arg(long)]
     pub include_zoneinfo: bool,
+    /// file: keep only the files the app used. package: keep each used
+    /// language package whole with its declared dependencies, and the app's
+    /// source tree whole (OS files stay file by file).
+    #[arg(long, default_value = "package", value_name = "file|package", value_parser = parse_granularity)]
+    pub granularity: Granularity,
+    /// MODE:/PATH or MODE:ECOSYSTEM:NAME, e.g. `file:/usr/lib/python3/dist-packages/foo`,
+    /// `package:node:lodash` (repeatable; the most specific wins).
+    #[arg(long, value_name = "OVERRIDE", value_parser = parse_override)]
+    pub granularity_override: Vec<GranularityOverride>,
 
     /// Run the slim image and compare with the original (default: when probed).
     #[arg(long, action = ArgAction::Set, value_name = "BOOL")]
@@ -167,6 +177,16 @@ pub struct XrayArgs {
     /// A `docker save` archive or OCI layout (read locally, no daemon needed).
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
+}
+
+fn parse_granularity(s: &str) -> Result<Granularity, String> {
+    s.parse()
+        .map_err(|e: GranularityOverrideError| e.to_string())
+}
+
+fn parse_override(s: &str) -> Result<GranularityOverride, String> {
+    s.parse()
+        .map_err(|e: GranularityOverrideError| e.to_string())
 }
 
 /// Splits `--entrypoint`/`--cmd`: a JSON array, or a shell-like line.
@@ -228,6 +248,8 @@ impl BuildArgs {
                 preserve_paths: self.preserve_path.clone(),
                 include_cert_all: self.include_cert_all,
                 include_zoneinfo: self.include_zoneinfo,
+                granularity: self.granularity,
+                granularity_overrides: self.granularity_override.clone(),
             },
             verify: if kind == SessionKind::Profile {
                 Some(false)
@@ -672,6 +694,39 @@ mod tests {
         assert_eq!(r.run.env, ["A=1"]);
         assert_eq!(r.run.expose, ["9000"]);
         assert_eq!(r.verify, Some(false));
+        assert_eq!(r.keep.granularity, Granularity::Package);
+    }
+
+    #[test]
+    fn granularity_flags() {
+        let cli = Cli::try_parse_from([
+            "slim",
+            "build",
+            "app:1",
+            "--granularity",
+            "file",
+            "--granularity-override",
+            "package:/app",
+            "--granularity-override",
+            "package:python:flask",
+        ])
+        .unwrap();
+        let Command::Build(a) = cli.command else {
+            panic!()
+        };
+        let r = a.request(SessionKind::Build).unwrap();
+        assert_eq!(r.keep.granularity, Granularity::File);
+        let shown: Vec<String> = r
+            .keep
+            .granularity_overrides
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        assert_eq!(shown, ["package:/app", "package:python:flask"]);
+        assert!(Cli::try_parse_from(["slim", "build", "x", "--granularity", "dir"]).is_err());
+        assert!(
+            Cli::try_parse_from(["slim", "build", "x", "--granularity-override", "file"]).is_err()
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ mod write;
 mod xray;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use archive::{ArchiveFormat, Image, Layer, ReadOptions};
 pub use config::{ContainerConfig, History, ImageConfig, RootFs};

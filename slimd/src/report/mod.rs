@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::{
     api::types::{ApiError, Phase, SessionKind},
-    probe::{ProbeReport, RunRecord},
-    resolve::{ExecRecord, KeepReason, NetOp, NetRecord},
+    probe::{ProbeReport, RequestOrigin, RunRecord},
+    resolve::{Coverage, ExecRecord, KeepReason, NetOp, NetRecord},
     tracer::{SockAddr, TraceStats},
 };
 
@@ -90,6 +90,8 @@ pub struct Report {
     /// Resolution and dependency problems.
     pub problems: Vec<String>,
     pub excluded: Vec<String>,
+    /// Language packages and the app's own code: what the probes reached.
+    pub coverage: Option<Coverage>,
     pub probe: Option<ProbeReport>,
     /// A one-shot container's own run.
     pub run: Option<RunRecord>,
@@ -126,6 +128,17 @@ impl Report {
         self.connections = connections;
     }
 
+    /// Stores the coverage with the warnings the probe results call for
+    /// (set `probe` and the network first).
+    pub fn set_coverage(&mut self, coverage: Option<Coverage>) {
+        self.coverage = coverage.map(|mut c| {
+            let web = !self.listening.is_empty()
+                || self.probe.as_ref().is_some_and(|p| !p.http.is_empty());
+            c.warnings = thin_probe_warnings(&c, self.probe.as_ref(), web);
+            c
+        });
+    }
+
     /// The short form streamed as the last progress line.
     pub fn summary(&self, report_path: &str) -> Value {
         json!({
@@ -147,9 +160,91 @@ impl Report {
             "phases": self.phases,
             "artifacts": self.artifacts,
             "warnings": self.warnings,
+            "coverage": self.coverage.as_ref().map(coverage_summary),
             "report": report_path,
         })
     }
+}
+
+/// Signs that the probes missed code paths: a web app that loaded under
+/// half of its own modules, pages linked from HTML that answered errors.
+pub fn thin_probe_warnings(c: &Coverage, probe: Option<&ProbeReport>, web: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    if web {
+        for a in &c.app {
+            if a.modules >= 2 && a.modules_loaded * 2 < a.modules {
+                let names: Vec<&str> = a
+                    .untouched_modules
+                    .iter()
+                    .take(5)
+                    .map(|m| m.strip_prefix(&format!("{}/", a.root)).unwrap_or(m))
+                    .collect();
+                let more = a.modules - a.modules_loaded - names.len();
+                out.push(format!(
+                    "probes look thin: only {} of {} source files of the app in {} were loaded (never: {}{}); request what uses them with --http-probe-file or --probe-cmd",
+                    a.modules_loaded,
+                    a.modules,
+                    a.root,
+                    names.join(", "),
+                    if more > 0 {
+                        format!(", {more} more")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+        }
+    }
+    if let Some(p) = probe {
+        let crawled: Vec<_> = p
+            .http
+            .iter()
+            .filter(|h| matches!(h.origin, RequestOrigin::Crawl { .. }))
+            .collect();
+        let failed: Vec<String> = crawled
+            .iter()
+            .filter(|h| h.status.is_none_or(|s| s >= 400))
+            .map(|h| match h.status {
+                Some(s) => format!("{} -> {s}", h.label()),
+                None => format!("{} -> no answer", h.label()),
+            })
+            .collect();
+        if !failed.is_empty() {
+            out.push(format!(
+                "probes look thin: {} of {} pages linked from HTML returned errors ({}{})",
+                failed.len(),
+                crawled.len(),
+                failed
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if failed.len() > 5 { ", ..." } else { "" }
+            ));
+        }
+    }
+    out
+}
+
+/// Counts per ecosystem and app tree, for the summary line.
+fn coverage_summary(c: &Coverage) -> Value {
+    json!({
+        "granularity": c.granularity,
+        "ecosystems": c.ecosystems.iter().map(|e| json!({
+            "ecosystem": e.ecosystem,
+            "present": e.packages_present,
+            "used": e.used.len(),
+            "dependency_only": e.dependency_only.len(),
+        })).collect::<Vec<_>>(),
+        "app": c.app.iter().map(|a| json!({
+            "root": a.root,
+            "kept_whole": a.kept_whole,
+            "modules": a.modules,
+            "modules_loaded": a.modules_loaded,
+        })).collect::<Vec<_>>(),
+        "warnings": c.warnings,
+    })
 }
 
 pub fn addr_text(a: &SockAddr) -> String {
@@ -239,6 +334,34 @@ pub fn render_summary(s: &Value) -> String {
             "  WARNING   {lost} trace events were LOST: the slim image may miss files\n"
         ));
     }
+    if let Some(c) = s.get("coverage").filter(|c| !c.is_null()) {
+        let gran = c["granularity"].as_str().unwrap_or("package");
+        for e in c["ecosystems"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  packages  {}: {} present, {} used, {} kept as dependencies ({gran} granularity)\n",
+                e["ecosystem"].as_str().unwrap_or("?"),
+                e["present"],
+                e["used"],
+                e["dependency_only"]
+            ));
+        }
+        for a in c["app"].as_array().into_iter().flatten() {
+            out.push_str(&format!(
+                "  app       {}: {} of {} source files loaded{}\n",
+                a["root"].as_str().unwrap_or("?"),
+                a["modules_loaded"],
+                a["modules"],
+                if a["kept_whole"].as_bool() == Some(true) {
+                    ", tree kept whole"
+                } else {
+                    ""
+                }
+            ));
+        }
+        for w in c["warnings"].as_array().into_iter().flatten() {
+            out.push_str(&format!("  WARNING   {}\n", w.as_str().unwrap_or("")));
+        }
+    }
     if let Some(a) = s["artifacts"].as_object() {
         for (i, v) in a.values().enumerate() {
             let label = if i == 0 { "profiles" } else { "" };
@@ -280,8 +403,10 @@ pub fn render_report(r: &Value) -> String {
         "verify_seccomp": r["verify_seccomp"],
         "seccomp_allowed": r["seccomp"]["allowed"].as_array().map(|a| a.len()),
         "artifacts": r["artifacts"], "warnings": r["warnings"],
+        "coverage": coverage_summary_of_report(&r["coverage"]),
     });
     out.push_str(&render_summary(&summary));
+    out.push_str(&render_coverage(&r["coverage"]));
     if let Some(phases) = r["phases"].as_array().filter(|p| !p.is_empty()) {
         out.push_str("\nphases:\n");
         for p in phases {
@@ -349,6 +474,61 @@ pub fn render_report(r: &Value) -> String {
     out
 }
 
+/// The summary's coverage counts from a full report's coverage.
+fn coverage_summary_of_report(c: &Value) -> Value {
+    if c.is_null() {
+        return Value::Null;
+    }
+    let len = |v: &Value| v.as_array().map(|a| a.len()).unwrap_or(0);
+    json!({
+        "granularity": c["granularity"],
+        "ecosystems": c["ecosystems"].as_array().into_iter().flatten().map(|e| json!({
+            "ecosystem": e["ecosystem"], "present": e["packages_present"],
+            "used": len(&e["used"]), "dependency_only": len(&e["dependency_only"]),
+        })).collect::<Vec<_>>(),
+        "app": c["app"],
+        "warnings": c["warnings"],
+    })
+}
+
+/// Packages kept as dependencies and code the probes never loaded.
+fn render_coverage(c: &Value) -> String {
+    let mut out = String::new();
+    if c.is_null() {
+        return out;
+    }
+    for e in c["ecosystems"].as_array().into_iter().flatten() {
+        let eco = e["ecosystem"].as_str().unwrap_or("?");
+        for d in e["dependency_only"].as_array().into_iter().flatten() {
+            if out.is_empty() {
+                out.push_str("\ncoverage:\n");
+            }
+            out.push_str(&format!(
+                "  {eco} {} {}: never loaded, kept as a dependency of {}\n",
+                d["name"].as_str().unwrap_or("?"),
+                d["version"].as_str().unwrap_or(""),
+                d["required_by"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    for a in c["app"].as_array().into_iter().flatten() {
+        let untouched = a["untouched_modules"].as_array();
+        if let Some(list) = untouched.filter(|l| !l.is_empty()) {
+            if out.is_empty() {
+                out.push_str("\ncoverage:\n");
+            }
+            out.push_str(&format!(
+                "  app {}: never loaded by the probes:\n",
+                a["root"].as_str().unwrap_or("?")
+            ));
+            for m in list {
+                out.push_str(&format!("    {}\n", m.as_str().unwrap_or("?")));
+            }
+        }
+    }
+    out
+}
+
 /// One keep reason in words.
 pub fn reason_text(v: &Value) -> String {
     let s = |k: &str| v[k].as_str().unwrap_or("?").to_string();
@@ -363,6 +543,19 @@ pub fn reason_text(v: &Value) -> String {
         "volume" => "VOLUME directory".into(),
         "always_keep" => s("why"),
         "user_flag" => format!("asked by {}", s("flag")),
+        "app_source" => format!("app source tree {}", s("root")),
+        "package" => format!(
+            "{} package {} (the app used {})",
+            s("ecosystem"),
+            s("name"),
+            s("used")
+        ),
+        "package_dependency" => format!(
+            "{} package {}, a dependency of {}",
+            s("ecosystem"),
+            s("name"),
+            s("required_by")
+        ),
         other => other.to_string(),
     }
 }

@@ -9,7 +9,9 @@
 //!    shared-library closure of exec'd files and of opened ELF objects, and
 //!    the interpreters of exec'd scripts;
 //! 3. language rules: the `.py` beside each used `__pycache__/*.pyc` and the
-//!    reverse;
+//!    reverse; then, under the `package` granularity, whole language
+//!    packages, their declared dependencies and the app's source tree
+//!    (see [`super::packages`]);
 //! 4. state: a directory the app writes into keeps its original contents
 //!    whole, as do VOLUME directories;
 //! 5. the always-keep set a working container needs (users, mount points,
@@ -23,8 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
+use super::packages::{self, Coverage};
 use super::process::{AccessKind, Observations};
-use crate::api::types::KeepOptions;
+use crate::api::types::{Ecosystem, KeepOptions};
 use crate::image::{
     ElfOptions, EntryKind, Image, ImageFs, ResolveOptions, Selection, SyntheticEntry, elf_closure,
     read_elf_info, resolve_shebang, which,
@@ -58,6 +61,21 @@ pub enum KeepReason {
     AlwaysKeep { why: String },
     /// Asked for by a flag.
     UserFlag { flag: String },
+    /// Part of the app's own source tree, kept whole.
+    AppSource { root: String },
+    /// Part of a language package one of whose files (`used`) the app used.
+    Package {
+        ecosystem: Ecosystem,
+        name: String,
+        used: String,
+    },
+    /// Part of a package that a kept package (or the app) declares as a
+    /// dependency.
+    PackageDependency {
+        ecosystem: Ecosystem,
+        name: String,
+        required_by: String,
+    },
 }
 
 impl KeepReason {
@@ -131,6 +149,8 @@ pub struct KeepSet {
     pub problems: Vec<String>,
     /// Paths removed by `--exclude-pattern`.
     pub excluded: Vec<String>,
+    /// Language packages and app source: what the probes reached.
+    pub coverage: Option<Coverage>,
 }
 
 /// Everything the keep rules need besides the image.
@@ -189,6 +209,8 @@ impl KeepSet {
             }
         }
 
+        let opened = elf_candidates.clone();
+
         // 2. What the kernel loads for the app.
         for script in &exec_files {
             ks.add_script_interpreter(fs, script, &path_var, &mut elf_candidates);
@@ -202,6 +224,20 @@ impl KeepSet {
                 ks.add(&pair, KeepReason::PythonPair { of: p.clone() });
             }
         }
+
+        // Language packages and the app's source tree, whole.
+        let plan = packages::plan(&packages::PackageInput {
+            fs,
+            opened: &opened,
+            execs: &input.observations.execs,
+            workdir: input.workdir,
+            granularity: input.options.granularity,
+            overrides: &input.options.granularity_overrides,
+        });
+        for (path, reason) in plan.keep {
+            ks.add_entry(fs, &path, reason);
+        }
+        ks.coverage = Some(plan.coverage);
 
         // 4. State directories and volumes.
         for (dir, written) in &written_dirs {
@@ -326,6 +362,21 @@ impl KeepSet {
             Some(res.path)
         } else {
             None
+        }
+    }
+
+    /// Keeps one entry as it is; a symlink also keeps where it leads.
+    fn add_entry(&mut self, fs: &ImageFs, path: &str, reason: KeepReason) {
+        self.add(path, reason);
+        if fs.get(path).is_some_and(|e| e.is_symlink()) {
+            let _ = self.add_resolved(
+                fs,
+                path,
+                true,
+                KeepReason::SymlinkTo {
+                    path: path.to_string(),
+                },
+            );
         }
     }
 

@@ -2,9 +2,11 @@
 //! keep set where every entry carries its reason ([`keep`]).
 
 pub mod keep;
+pub mod packages;
 pub mod process;
 
 pub use keep::{KeepInput, KeepReason, KeepSet};
+pub use packages::Coverage;
 pub use process::{
     Access, AccessKind, ExecRecord, NetOp, NetRecord, Observations, ProcessModel, lexical_clean,
 };

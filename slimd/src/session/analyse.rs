@@ -189,6 +189,7 @@ fn fill_keep_report(report: &mut Report, image: &Image, keep: &KeepSet) {
     report.not_in_image = keep.not_in_image.iter().cloned().collect();
     report.problems = keep.problems.clone();
     report.excluded = keep.excluded.clone();
+    report.set_coverage(keep.coverage.clone());
     report.sizes = Some(Sizes {
         original_bytes: orig_bytes,
         original_files: orig_files,
