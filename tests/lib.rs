@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
+mod lang_images;
+pub use lang_images::LangImage;
+
 /// Where slow-to-make inputs (the Debian rootfs) and build locks live.
 pub const CACHE_DIR: &str = "/var/cache/slimd-tests";
 /// The engine's socket.

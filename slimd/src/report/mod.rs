@@ -499,6 +499,27 @@ fn render_coverage(c: &Value) -> String {
     }
     for e in c["ecosystems"].as_array().into_iter().flatten() {
         let eco = e["ecosystem"].as_str().unwrap_or("?");
+        for u in e["used"].as_array().into_iter().flatten() {
+            let Some(list) = u["untouched_modules"].as_array().filter(|l| !l.is_empty()) else {
+                continue;
+            };
+            if out.is_empty() {
+                out.push_str("\ncoverage:\n");
+            }
+            let total = list.len() + u["untouched_more"].as_u64().unwrap_or(0) as usize;
+            let names: Vec<&str> = list
+                .iter()
+                .filter_map(|m| m.as_str())
+                .map(|m| m.rsplit('/').next().unwrap_or(m))
+                .take(8)
+                .collect();
+            out.push_str(&format!(
+                "  {eco} {}: {total} modules never loaded ({}{})\n",
+                u["name"].as_str().unwrap_or("?"),
+                names.join(", "),
+                if total > names.len() { ", ..." } else { "" }
+            ));
+        }
         for d in e["dependency_only"].as_array().into_iter().flatten() {
             if out.is_empty() {
                 out.push_str("\ncoverage:\n");
@@ -609,6 +630,70 @@ mod tests {
         assert!(text.contains("verify    FAILED"));
         assert!(text.contains("status 200 -> 404"));
         assert!(text.contains("7 trace events were LOST"));
+    }
+
+    #[test]
+    fn coverage_warns_about_thin_probes() {
+        use crate::probe::{HttpRecord, RequestOrigin};
+        use crate::resolve::packages::AppCoverage;
+        let mut r = Report {
+            listening: vec!["0.0.0.0:80".into()],
+            ..Default::default()
+        };
+        let rec = |path: &str, status: Option<u16>, origin| HttpRecord {
+            request: serde_json::from_value(json!({"method": "GET", "path": path, "port": 80}))
+                .unwrap(),
+            origin,
+            host_port: 1,
+            status,
+            content_type: None,
+            body_len: 0,
+            body_sha256: None,
+            body_sample: String::new(),
+            error: None,
+            expectation_failed: None,
+            attempts: 1,
+            elapsed_ms: 1,
+        };
+        r.probe = Some(ProbeReport {
+            http: vec![
+                rec("/", Some(200), RequestOrigin::Root),
+                rec("/a", Some(404), RequestOrigin::Crawl { depth: 1 }),
+                rec("/b", Some(200), RequestOrigin::Crawl { depth: 1 }),
+                rec("/c", None, RequestOrigin::Crawl { depth: 2 }),
+            ],
+            ..Default::default()
+        });
+        let app = AppCoverage {
+            root: "/app".into(),
+            why: "WORKDIR".into(),
+            granularity: crate::api::types::Granularity::Package,
+            kept_whole: true,
+            files: 5,
+            files_used: 1,
+            modules: 4,
+            modules_loaded: 1,
+            untouched_modules: vec!["/app/a.py".into(), "/app/b.py".into(), "/app/c.py".into()],
+            untouched_more: 0,
+            declared_in: None,
+            missing_dependencies: Vec::new(),
+        };
+        r.set_coverage(Some(Coverage {
+            app: vec![app],
+            ..Default::default()
+        }));
+        let w = &r.coverage.as_ref().unwrap().warnings;
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("only 1 of 4 source files") && w[0].contains("a.py, b.py, c.py"));
+        assert!(
+            w[1].contains("2 of 3 pages") && w[1].contains("404") && w[1].contains("no answer")
+        );
+        let text = render_summary(&r.summary("/r.json"));
+        assert!(
+            text.contains("WARNING   probes look thin: only 1 of 4"),
+            "{text}"
+        );
+        assert!(text.contains("app       /app: 1 of 4 source files loaded, tree kept whole"));
     }
 
     #[test]
