@@ -26,6 +26,10 @@ const PACKAGES: &[&str] = &[
     "zlib1g-dev",
     // systemd-analyze verify for the unit files test.
     "systemd",
+    // Language packages of the granularity test images, installed on the
+    // host (containers reach Debian's mirror, not PyPI or npm).
+    "python3-pip",
+    "npm",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
