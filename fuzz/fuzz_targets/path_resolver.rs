@@ -43,17 +43,31 @@ fn kernel(root: &Path, rootfd: i32, path: &str, follow: bool) -> Outcome {
         mode: 0,
         resolve: RESOLVE_IN_ROOT,
     };
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            rootfd,
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
+    // EAGAIN: a rename anywhere on the system raced with a ".." step and
+    // the kernel would not vouch for the result; retrying is the documented
+    // answer.
+    let mut tries = 0;
+    let (fd, err) = loop {
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                rootfd,
+                c.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        let err = if fd < 0 {
+            std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+        } else {
+            0
+        };
+        tries += 1;
+        if err != libc::EAGAIN || tries >= 1000 {
+            break (fd, err);
+        }
     };
     if fd < 0 {
-        let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
         return match err {
             libc::ELOOP => Outcome::Loop,
             libc::ENOENT | libc::ENOTDIR => Outcome::Missing,
