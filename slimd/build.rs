@@ -1,10 +1,11 @@
-//! Embeds the kernel object into the slimd binary.
+//! Builds the kernel programs and embeds the object into the slimd binary.
 //!
-//! `cargo xtask build` builds `slimd-ebpf` with Debian's rustc (the rustup
-//! toolchain here has no `rust-src` for `-Z build-std`) and passes the object
-//! in `SLIMD_EBPF_OBJECT`. A plain `cargo build` builds it the same way when
-//! Debian's compiler and bpf-linker are present; otherwise it embeds nothing
-//! and the daemon says so when asked to trace.
+//! `slimd-ebpf` is built with Debian's cargo and rustc (the rustup toolchain
+//! here has no `rust-src` for `-Z build-std`) into its own target directory.
+//! `SLIMD_EBPF_OBJECT` embeds a prebuilt object instead. When the toolchain
+//! is missing, a plain `cargo build` embeds nothing (the daemon then says so
+//! when asked to trace), so unit tests still build anywhere; `cargo xtask`
+//! sets `SLIMD_REQUIRE_EBPF=1`, which turns that into a build error.
 use std::{env, fs, path::PathBuf, process::Command};
 
 fn main() {
@@ -12,6 +13,8 @@ fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let ebpf_dir = manifest.parent().unwrap().join("slimd-ebpf");
     println!("cargo:rerun-if-env-changed=SLIMD_EBPF_OBJECT");
+    println!("cargo:rerun-if-env-changed=SLIMD_REQUIRE_EBPF");
+    let required = env::var_os("SLIMD_REQUIRE_EBPF").is_some_and(|v| v == "1");
     println!("cargo:rerun-if-changed={}", ebpf_dir.join("src").display());
     println!(
         "cargo:rerun-if-changed={}",
@@ -35,6 +38,9 @@ fn main() {
     match build_ebpf(&ebpf_dir) {
         Ok(obj) => {
             fs::copy(&obj, &out).unwrap();
+        }
+        Err(why) if required => {
+            panic!("building the eBPF object failed: {why}; run `cargo xtask setup` first")
         }
         Err(why) => {
             println!(

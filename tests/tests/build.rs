@@ -14,7 +14,7 @@ use slimd_tests::{TestImage, docker, image_size};
 fn build_ok(d: &Daemon, image: TestImage, extra: &[&str]) -> Result<(u64, u64, serde_json::Value)> {
     let tag = image.ensure()?;
     let target = format!("slimd-e2e/{}:slim", image.name());
-    let mut args = vec![tag, "--tag", &target, "--force"];
+    let mut args = vec![tag, "--tag", &target, "--force", "--verify-seccomp"];
     args.extend_from_slice(extra);
     let t = Instant::now();
     let (out, lines) = d.build_json(&args)?;
@@ -30,6 +30,10 @@ fn build_ok(d: &Daemon, image: TestImage, extra: &[&str]) -> Result<(u64, u64, s
     );
     let s = &last["summary"];
     ensure!(s["verify"]["passed"] == true, "verify did not pass: {s}");
+    ensure!(
+        s["verify_seccomp"]["passed"] == true,
+        "the slim image fails its probes under the generated seccomp profile: {s}"
+    );
     let orig = image_size(tag)?;
     let slim = image_size(&target)?;
     ensure!(
@@ -37,11 +41,12 @@ fn build_ok(d: &Daemon, image: TestImage, extra: &[&str]) -> Result<(u64, u64, s
         "{target} ({slim} B) is not smaller than {tag} ({orig} B)"
     );
     println!(
-        "{}: {} -> {} bytes ({:.1}% smaller) in {secs:.1} s",
+        "{}: {} -> {} bytes ({:.1}% smaller) in {secs:.1} s; seccomp profile allows {} syscalls, probes pass under it",
         image.name(),
         orig,
         slim,
-        100.0 * (1.0 - slim as f64 / orig as f64)
+        100.0 * (1.0 - slim as f64 / orig as f64),
+        s["seccomp_allowed"]
     );
     d.assert_clean()?;
     Ok((orig, slim, s.clone()))
@@ -405,7 +410,7 @@ fn client_that_disconnects_cancels_its_session() -> Result<()> {
 #[ignore = "needs root and Docker: cargo xtask test"]
 fn seccomp_profile_runs_the_app_and_refuses_the_rest() -> Result<()> {
     let d = Daemon::start("seccomp")?;
-    let (_, _, s) = build_ok(&d, TestImage::ShellEntrypoint, &["--verify-seccomp"])?;
+    let (_, _, s) = build_ok(&d, TestImage::ShellEntrypoint, &[])?;
     ensure!(
         s["verify_seccomp"]["passed"] == true,
         "verify under seccomp: {s}"
@@ -450,5 +455,66 @@ fn seccomp_profile_runs_the_app_and_refuses_the_rest() -> Result<()> {
         err.contains("Operation not permitted"),
         "unexpected error: {err}"
     );
+    d.assert_clean()
+}
+
+/// `slim xray` through the daemon (engine export) and locally (a file).
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn xray_through_the_daemon_and_from_a_file() -> Result<()> {
+    let d = Daemon::start("xray")?;
+    let image = TestImage::PythonApp.ensure()?;
+    let out = d.slim(&["--json", "xray", image])?;
+    ensure!(
+        out.status.success(),
+        "xray failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let packages: Vec<&str> = r["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for want in ["python3", "libc6", "dpkg"] {
+        ensure!(
+            packages.contains(&want),
+            "{want} not among {} packages",
+            packages.len()
+        );
+    }
+    ensure!(
+        r["shells"].as_array().is_some_and(|s| !s.is_empty()),
+        "no shell found"
+    );
+    // The human form names the entrypoint and the packages.
+    let text = d.slim(&["xray", image])?;
+    let text = String::from_utf8_lossy(&text.stdout);
+    ensure!(text.contains("python3"), "{text}");
+
+    // The same from a `docker save` file, with no daemon involved.
+    let archive = d.dir.join("save.tar");
+    docker([
+        "save",
+        "-o",
+        archive.to_str().unwrap(),
+        TestImage::CliOneshot.ensure()?,
+    ])?;
+    let out = std::process::Command::new(daemon::bin("slim"))
+        .args(["--socket", "/nonexistent.sock", "--json", "xray", "--file"])
+        .arg(&archive)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "local xray failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    ensure!(r["files"].as_u64().unwrap_or(0) > 0, "{r}");
+
+    // A missing image is a clear error, exit code 3.
+    let out = d.slim(&["xray", "slimd-e2e/no-such-image:1"])?;
+    ensure!(out.status.code() == Some(3), "exit {:?}", out.status.code());
     d.assert_clean()
 }

@@ -30,7 +30,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{build_ebpf, project_root, run, target_dir};
+use crate::{cargo, project_root, run, target_dir};
 
 const GROUP: &str = "slimd";
 const UNITS: [&str; 2] = ["slimd.socket", "slimd.service"];
@@ -190,10 +190,7 @@ pub fn uninstall(prefix: &Path) -> Result<()> {
 /// Release `slimd` and `slim` with the kernel object embedded (only the two
 /// binaries: `build(true)` would build every test in release too).
 fn build_release() -> Result<PathBuf> {
-    let obj = build_ebpf()?;
-    run(Command::new(env!("CARGO"))
-        .args(["build", "--release", "-p", "slimd", "--bins"])
-        .env("SLIMD_EBPF_OBJECT", &obj))?;
+    run(cargo().args(["build", "--release", "-p", "slimd", "--bins"]))?;
     Ok(target_dir().join("release"))
 }
 

@@ -115,44 +115,19 @@ pub fn path_with_cargo_bin() -> String {
     format!("{path}:{}", home.join("bin").display())
 }
 
-/// Builds the kernel object with Debian's cargo/rustc (build-std needs the
-/// library source that only `rust-web-src` provides here).
-pub fn build_ebpf() -> Result<PathBuf> {
-    let dir = project_root().join("slimd-ebpf");
-    for tool in ["/usr/bin/cargo", "/usr/bin/rustc"] {
-        if !Path::new(tool).exists() {
-            bail!("{tool} is missing: run `cargo xtask setup` first");
-        }
-    }
-    let mut cmd = Command::new("/usr/bin/cargo");
-    cmd.current_dir(&dir)
-        .args([
-            "build",
-            "--release",
-            "-Z",
-            "build-std=core",
-            "--target",
-            "bpfel-unknown-none",
-        ])
-        .env("RUSTC", "/usr/bin/rustc")
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("PATH", path_with_cargo_bin())
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET");
-    run(&mut cmd).context("building slimd-ebpf (is bpf-linker installed? `cargo xtask setup`)")?;
-    Ok(dir.join("target/bpfel-unknown-none/release/slimd-ebpf"))
+/// `cargo` for this workspace, with slimd/build.rs told that the eBPF
+/// object is required (it builds it with Debian's cargo and rustc).
+pub fn cargo() -> Command {
+    let mut c = Command::new(env!("CARGO"));
+    c.env("SLIMD_REQUIRE_EBPF", "1")
+        .env("PATH", path_with_cargo_bin());
+    c
 }
 
 /// Builds everything; returns the directory with `slimd` and `slim`.
 pub fn build(release: bool) -> Result<PathBuf> {
-    let obj = build_ebpf()?;
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "--workspace", "--all-targets"])
-        .env("SLIMD_EBPF_OBJECT", &obj);
+    let mut cmd = cargo();
+    cmd.args(["build", "--workspace", "--all-targets"]);
     if release {
         cmd.arg("--release");
     }
@@ -168,11 +143,9 @@ pub fn target_dir() -> PathBuf {
 
 fn test(unit_only: bool, filter: &[String]) -> Result<()> {
     let bin_dir = build(false)?;
-    let obj = project_root().join("slimd-ebpf/target/bpfel-unknown-none/release/slimd-ebpf");
     // Unit tests of every crate: fast, no privileges.
-    let mut unit = Command::new(env!("CARGO"));
+    let mut unit = cargo();
     unit.args(["test", "--workspace", "--lib", "--bins", "--doc"])
-        .env("SLIMD_EBPF_OBJECT", &obj)
         .arg("--")
         .args(filter);
     run(&mut unit)?;
@@ -189,9 +162,8 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
     // End-to-end tests: integration tests of every crate, ignored ones
     // included (they are marked so that a plain `cargo test` skips them).
     // One at a time: they share the kernel, the engine and two cores.
-    let mut e2e = Command::new(env!("CARGO"));
+    let mut e2e = cargo();
     e2e.args(["test", "--workspace", "--test", "*", "--no-fail-fast"])
-        .env("SLIMD_EBPF_OBJECT", &obj)
         .env("SLIMD_BIN_DIR", &bin_dir)
         .args(["--", "--include-ignored", "--test-threads=1"])
         .args(filter);
@@ -203,17 +175,14 @@ fn lint() -> Result<()> {
     run(Command::new(env!("CARGO"))
         .current_dir(project_root().join("slimd-ebpf"))
         .args(["fmt", "--", "--check"]))?;
-    let obj = build_ebpf()?;
-    run(Command::new(env!("CARGO"))
-        .args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ])
-        .env("SLIMD_EBPF_OBJECT", obj))
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 unsafe extern "C" {

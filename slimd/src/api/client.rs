@@ -155,13 +155,7 @@ impl Client {
         if status.is_success() {
             return Ok(());
         }
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?
-            .to_bytes();
-        Err(api_error(status, &bytes))
+        Err(api_error(status, &read_body(resp).await?))
     }
 
     pub async fn status(&self) -> Result<StatusInfo, ClientError> {
@@ -215,19 +209,22 @@ impl Client {
         let resp = self.send(method, path, body).await?;
         let status = resp.status();
         if !status.is_success() {
-            let bytes = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| ClientError::Protocol(e.to_string()))?
-                .to_bytes();
-            return Err(api_error(status, &bytes));
+            return Err(api_error(status, &read_body(resp).await?));
         }
         Ok(ProgressStream {
             body: resp.into_body(),
             buf: Vec::new(),
         })
     }
+}
+
+async fn read_body(resp: hyper::Response<Incoming>) -> Result<Bytes, ClientError> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?
+        .to_bytes())
 }
 
 fn api_error(status: StatusCode, body: &[u8]) -> ClientError {

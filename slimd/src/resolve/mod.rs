@@ -1,5 +1,6 @@
 //! From raw events to image paths ([`process`]), and from image paths to a
-//! keep set where every entry carries its reason ([`keep`]).
+//! keep set where every entry carries its reason ([`keep`]), with language
+//! packages kept whole when used ([`packages`]).
 
 pub mod keep;
 pub mod packages;
@@ -7,6 +8,4 @@ pub mod process;
 
 pub use keep::{KeepInput, KeepReason, KeepSet};
 pub use packages::Coverage;
-pub use process::{
-    Access, AccessKind, ExecRecord, NetOp, NetRecord, Observations, ProcessModel, lexical_clean,
-};
+pub use process::{Access, AccessKind, ExecRecord, NetOp, NetRecord, Observations, ProcessModel};

@@ -426,7 +426,8 @@ impl ProcessModel {
     fn canonical(&self, dir: &str) -> String {
         match &self.canon {
             Some(f) => f(dir),
-            None => lexical_clean(dir),
+            // No image at hand: the directory is taken as named.
+            None => crate::image::path::normalize(dir),
         }
     }
 }
@@ -444,22 +445,6 @@ fn join(base: &str, rel: &str) -> String {
         out.push_str(c);
     }
     if out.is_empty() { "/".into() } else { out }
-}
-
-/// Removes `.`, `..` and repeated slashes without looking at symlinks. Only
-/// for when no image is at hand (then a directory is taken as named).
-pub fn lexical_clean(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in path.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
 
 #[cfg(test)]
@@ -709,11 +694,5 @@ mod tests {
         let o = m.finish();
         assert_eq!(o.network[1].op, NetOp::Listen);
         assert_eq!(o.network[1].addr, Some(addr));
-    }
-
-    #[test]
-    fn lexical() {
-        assert_eq!(lexical_clean("/a/b/../c/./d//"), "/a/c/d");
-        assert_eq!(lexical_clean("/../x"), "/x");
     }
 }

@@ -13,7 +13,7 @@ use crate::{
     engine::Engine,
     image::{EntryKind, Image, ResolveOptions},
     report::{KeptFile, Report, Sizes},
-    resolve::{KeepInput, KeepSet, Observations, ProcessModel, lexical_clean},
+    resolve::{KeepInput, KeepSet, Observations, ProcessModel},
     tracer::TraceEvent,
 };
 
@@ -140,7 +140,7 @@ fn observe(image: &Arc<Image>, events: &[TraceEvent]) -> Observations {
         img.fs
             .resolve(dir, ResolveOptions::default())
             .map(|r| r.path)
-            .unwrap_or_else(|_| lexical_clean(dir))
+            .unwrap_or_else(|_| crate::image::path::normalize(dir))
     });
     for e in events {
         model.feed(e);

@@ -693,63 +693,51 @@ async fn assemble_and_finish(
         return Ok(());
     }
     ctx.begin(Phase::Verify);
-    let result = verify_slim(
-        ctx,
-        &slim_info,
-        &ports,
-        &plan,
-        probe_report.as_ref(),
-        oneshot_run.as_ref(),
-        Vec::new(),
-    )
-    .await?;
-    let passed = result.passed;
-    let mismatches = result.mismatches.clone();
-    ctx.report.verify = Some(result);
-    if !passed {
-        ctx.done(Some("FAILED".into()));
-        return Err(SessionError::new(
-            FailureKind::Verify,
-            format!(
-                "the slim image {target} does not behave like the original:\n  - {}\n(it stays loaded for inspection; remove it with `docker rmi {target}`; keep more with --include-path/--include-bin)",
-                mismatches.join("\n  - ")
-            ),
+    // Plain, then (if asked) under the generated seccomp profile.
+    let mut runs = vec![(Vec::new(), "")];
+    if req.verify_seccomp {
+        let Some(profile) = hardening.seccomp_json.as_deref() else {
+            return Err(SessionError::internal("no seccomp profile to verify with"));
+        };
+        runs.push((
+            vec![format!("seccomp={profile}")],
+            " under the generated seccomp profile",
         ));
     }
-    if !req.verify_seccomp {
-        ctx.done(Some("same results as the original".into()));
-        return Ok(());
+    for (security_opts, under) in runs {
+        let seccomp = !security_opts.is_empty();
+        let result = verify_slim(
+            ctx,
+            &slim_info,
+            &ports,
+            &plan,
+            probe_report.as_ref(),
+            oneshot_run.as_ref(),
+            security_opts,
+        )
+        .await?;
+        let mismatches = result.mismatches.clone();
+        if seccomp {
+            ctx.report.verify_seccomp = Some(result);
+        } else {
+            ctx.report.verify = Some(result);
+        }
+        if !mismatches.is_empty() {
+            ctx.done(Some(format!("FAILED{under}")));
+            return Err(SessionError::new(
+                FailureKind::Verify,
+                format!(
+                    "the slim image {target} does not behave like the original{under}:\n  - {}\n(it stays loaded for inspection; remove it with `docker rmi {target}`; keep more with --include-path/--include-bin)",
+                    mismatches.join("\n  - ")
+                ),
+            ));
+        }
     }
-    let Some(profile) = hardening.seccomp_json.as_deref() else {
-        return Err(SessionError::internal("no seccomp profile to verify with"));
-    };
-    let spec_opts = vec![format!("seccomp={profile}")];
-    let under = verify_slim(
-        ctx,
-        &slim_info,
-        &ports,
-        &plan,
-        probe_report.as_ref(),
-        oneshot_run.as_ref(),
-        spec_opts,
-    )
-    .await?;
-    let passed = under.passed;
-    let mismatches = under.mismatches.clone();
-    ctx.report.verify_seccomp = Some(under);
-    if !passed {
-        ctx.done(Some("FAILED under the seccomp profile".into()));
-        return Err(SessionError::new(
-            FailureKind::Verify,
-            format!(
-                "the slim image does not behave the same under the generated seccomp profile:\n  - {}",
-                mismatches.join("\n  - ")
-            ),
-        ));
-    }
-    ctx.done(Some(
-        "same results as the original, also under the generated seccomp profile".into(),
-    ));
+    ctx.done(Some(if req.verify_seccomp {
+        "same results as the original, also under the generated seccomp profile".into()
+    } else {
+        "same results as the original".into()
+    }));
     Ok(())
 }
 
