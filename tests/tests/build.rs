@@ -518,3 +518,92 @@ fn xray_through_the_daemon_and_from_a_file() -> Result<()> {
     ensure!(out.status.code() == Some(3), "exit {:?}", out.status.code());
     d.assert_clean()
 }
+
+/// The target tag is never overwritten without --force, and the original
+/// image is never touched.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn existing_tag_needs_force() -> Result<()> {
+    let d = Daemon::start("tagexists")?;
+    let image = TestImage::CliOneshot.ensure()?;
+    let before = docker(["image", "inspect", "-f", "{{.Id}}", image])?;
+    let target = "slimd-e2e/tagexists:slim";
+    // The target name is taken by some other image.
+    docker(["tag", TestImage::ShellEntrypoint.ensure()?, target])?;
+    let out = d.slim(&["build", image, "--tag", target])?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        out.status.code() == Some(4),
+        "exit {:?}: {err}",
+        out.status.code()
+    );
+    ensure!(
+        err.contains("already exists") && err.contains("--force"),
+        "unclear: {err}"
+    );
+    let out = d.slim(&["build", image, "--tag", image])?;
+    ensure!(
+        out.status.code() == Some(2),
+        "building onto the original must be refused"
+    );
+    let out = d.slim(&["build", image, "--tag", target, "--force"])?;
+    ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = docker(["image", "inspect", "-f", "{{.Id}}", image])?;
+    ensure!(before == after, "the original image changed");
+    d.assert_clean()
+}
+
+/// SIGTERM cancels running sessions and removes what they made.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn sigterm_cancels_sessions_and_cleans_up() -> Result<()> {
+    let mut d = Daemon::start("sigterm")?;
+    let tag = TestImage::StaticServer.ensure()?;
+    let client = d.slim_spawn(&[
+        "--json",
+        "build",
+        tag,
+        "--tag",
+        "slimd-e2e/sigterm:slim",
+        "--force",
+        "--continue-after",
+        "signal",
+    ])?;
+    wait_for_container(&d)?;
+    d.stop()?;
+    let out = client.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        text.contains("\"cancelled\""),
+        "the client was not told: {text}"
+    );
+    d.assert_clean()
+}
+
+/// Only root and the slimd group may use the socket.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn other_users_are_refused() -> Result<()> {
+    let d = Daemon::start("perms")?;
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(daemon::bin("slim"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .arg("status")
+        .output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "an unprivileged user used the API");
+    ensure!(
+        err.contains("Permission denied") || err.contains("not allowed"),
+        "{err}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&d.socket)?.permissions());
+    ensure!(mode & 0o777 == 0o660, "socket mode {mode:o}");
+    Ok(())
+}
