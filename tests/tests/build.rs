@@ -607,3 +607,39 @@ fn other_users_are_refused() -> Result<()> {
     ensure!(mode & 0o777 == 0o660, "socket mode {mode:o}");
     Ok(())
 }
+
+/// `--continue-after signal`: the build waits until the user sends SIGUSR1
+/// to `slim` (or presses Enter), then finishes.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn continue_after_signal() -> Result<()> {
+    let d = Daemon::start("signal")?;
+    let tag = TestImage::StaticServer.ensure()?;
+    let client = d.slim_spawn(&[
+        "--json",
+        "build",
+        tag,
+        "--tag",
+        "slimd-e2e/signal:slim",
+        "--force",
+        "--continue-after",
+        "signal",
+    ])?;
+    wait_for_container(&d)?;
+    // Still waiting: nothing has been collected yet.
+    std::thread::sleep(Duration::from_secs(2));
+    ensure!(
+        !d.containers()?.is_empty(),
+        "the build went on without the signal"
+    );
+    std::process::Command::new("kill")
+        .args(["-USR1", &client.id().to_string()])
+        .status()?;
+    let out = client.wait_with_output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure!(
+        out.status.success(),
+        "build failed after the signal: {text}"
+    );
+    d.assert_clean()
+}
