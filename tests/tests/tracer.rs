@@ -296,7 +296,7 @@ fn unprivileged_load_fails_clearly() -> Result<()> {
 
 /// A pure cgroup-v2 host: in a private mount namespace, the v1 hierarchies
 /// are unmounted and cgroup2 is mounted at /sys/fs/cgroup, as on such
-/// hosts. `slimd trace --host` makes the session cgroup by hand-equivalent
+/// hosts; tracefs is unmounted too, as on a fresh machine. `slimd trace --host` makes the session cgroup by hand-equivalent
 /// means (mkdir, then the child writes itself into `cgroup.procs` before
 /// exec) and must see the command's exec and opens.
 #[test]
@@ -304,7 +304,7 @@ fn unprivileged_load_fails_clearly() -> Result<()> {
 fn pure_cgroup2_layout() -> Result<()> {
     let slimd = support::bin("slimd");
     let script = format!(
-        "umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && exec {} trace --cgroup-root slimd-v2test --host -- /bin/cat /etc/hostname",
+        "umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && umount /sys/kernel/tracing && exec {} trace --cgroup-root slimd-v2test --host -- /bin/cat /etc/hostname",
         slimd.display()
     );
     let out = Command::new("unshare")
@@ -318,6 +318,8 @@ fn pure_cgroup2_layout() -> Result<()> {
         "not the pure-v2 layout: {stderr}"
     );
     ensure!(stderr.contains(" 0 lost"), "{stderr}");
+    // tracefs was unmounted in that namespace: slimd mounts it itself.
+    ensure!(stderr.contains("mounted tracefs"), "{stderr}");
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(serde_json::from_str)
