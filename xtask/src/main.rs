@@ -145,7 +145,7 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
     let bin_dir = build(false)?;
     // Unit tests of every crate: fast, no privileges.
     let mut unit = cargo();
-    unit.args(["test", "--workspace", "--lib", "--bins", "--doc"])
+    unit.args(["test", "--workspace", "--lib", "--bins"])
         .arg("--")
         .args(filter);
     run(&mut unit)?;
