@@ -15,6 +15,7 @@ pub mod tracefs;
 use std::{
     collections::{BTreeSet, HashMap},
     io,
+    os::fd::AsFd,
     path::PathBuf,
     sync::{
         Arc, Mutex,
@@ -109,6 +110,18 @@ struct Shared {
     watch_tx: mpsc::UnboundedSender<NewCgroup>,
     decode_errors: AtomicU64,
     nr_cpus: usize,
+    /// Watch mode: the kernel may tag a cgroup at any time, so the ring
+    /// buffer stays mapped.
+    always_mapped: bool,
+}
+
+impl Shared {
+    /// Whether anyone is waiting for records.
+    fn needs_ring(&self) -> bool {
+        self.always_mapped
+            || !self.subscribers.lock().unwrap().is_empty()
+            || !self.pending.lock().unwrap().is_empty()
+    }
 }
 
 /// Events of a provisional tag not yet adopted.
@@ -140,7 +153,7 @@ struct Subscriber {
 pub struct Tracer {
     shared: Arc<Shared>,
     watch_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<NewCgroup>>>>,
-    flush_tx: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    reader: mpsc::UnboundedSender<ReaderCmd>,
     info: Arc<TracerInfo>,
     // Programs and their links stay attached while this lives.
     _programs: Arc<loader::Loaded>,
@@ -166,7 +179,15 @@ impl Tracer {
             stats: take_map(&mut loaded.ebpf, "STATS")?,
             syscall_sets: take_map(&mut loaded.ebpf, "SYSCALL_SETS")?,
         };
-        let ring: RingBuf<MapData> = take_map(&mut loaded.ebpf, "EVENTS")?;
+        let ring = match loaded.ebpf.take_map("EVENTS") {
+            Some(aya::maps::Map::RingBuf(data)) => data,
+            _ => {
+                return Err(TracerError::Map {
+                    name: "EVENTS",
+                    msg: "missing from the object, or not a ring buffer".into(),
+                });
+            }
+        };
         let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| TracerError::Map {
             name: "STATS",
             msg: format!("{what}: {e}"),
@@ -179,18 +200,16 @@ impl Tracer {
             watch_tx,
             decode_errors: AtomicU64::new(0),
             nr_cpus,
+            always_mapped: !opts.watch_prefixes.is_empty(),
         });
-        // SAFETY: the RingBuf owns its map fd, and the AsyncFd owns the
-        // RingBuf, so the fd stays open for as long as it is registered.
-        let ring =
-            unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| {
-                TracerError::Map {
-                    name: "EVENTS",
-                    msg: e.to_string(),
-                }
-            })?;
-        let (flush_tx, flush_rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_loop(ring, flush_rx, shared.clone()));
+        // Map it once now, so that a kernel that refuses the mapping fails
+        // the load rather than the first session.
+        drop(map_ring(&ring)?);
+        let (reader, reader_rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_loop(ring, reader_rx, shared.clone()));
+        if shared.always_mapped {
+            let _ = reader.send(ReaderCmd::Wake);
+        }
         let info = TracerInfo {
             tracepoints: loaded.attached.clone(),
             cgroups: loaded.cgroups.clone(),
@@ -200,7 +219,7 @@ impl Tracer {
         Ok(Self {
             shared,
             watch_rx: Arc::new(Mutex::new(Some(watch_rx))),
-            flush_tx,
+            reader,
             info: Arc::new(info),
             _programs: Arc::new(loaded),
         })
@@ -244,6 +263,7 @@ impl Tracer {
             .lock()
             .unwrap()
             .insert(cgroup_id, Subscriber { tx, received: 0 });
+        let _ = self.reader.send(ReaderCmd::Wake);
         let result = self.tag_maps(cgroup_id);
         if result.is_err() {
             self.untag(cgroup_id);
@@ -288,13 +308,14 @@ impl Tracer {
             let _ = m.syscall_sets.remove(&cgroup_id);
         }
         self.shared.subscribers.lock().unwrap().remove(&cgroup_id);
+        let _ = self.reader.send(ReaderCmd::Sleep);
     }
 
     /// Waits until every record already in the ring buffer has been
     /// delivered to its subscriber.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.flush_tx.send(tx).is_ok() {
+        if self.reader.send(ReaderCmd::Flush(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -374,6 +395,7 @@ impl Tracer {
             }
             subs.insert(c.id, Subscriber { tx, received });
         }
+        let _ = self.reader.send(ReaderCmd::Wake);
         let tag = TagInfo {
             session: c.id,
             flags: 0,
@@ -509,26 +531,87 @@ where
     T::try_from(map).map_err(|e| map_err(name, e))
 }
 
-/// Reads the ring buffer whenever it has data, and answers flush requests
-/// after a full drain.
+/// What the ring-buffer reader is asked to do.
+enum ReaderCmd {
+    /// A session was tagged: map the ring buffer if it is not mapped.
+    Wake,
+    /// A session ended: unmap the ring buffer if nobody needs it any more.
+    Sleep,
+    /// Deliver everything already in the ring buffer, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Maps the ring buffer (a second mapping of the same kernel map) and
+/// registers it with tokio.
+fn map_ring(data: &MapData) -> Result<AsyncFd<RingBuf<MapData>>, TracerError> {
+    let err = |msg: String| TracerError::Map {
+        name: "EVENTS",
+        msg,
+    };
+    let fd = data
+        .fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| err(e.to_string()))?;
+    let data = MapData::from_fd(fd).map_err(|e| err(e.to_string()))?;
+    let ring = RingBuf::try_from(aya::maps::Map::RingBuf(data)).map_err(|e| err(e.to_string()))?;
+    // SAFETY: the RingBuf owns its map fd, and the AsyncFd owns the
+    // RingBuf, so the fd stays open for as long as it is registered.
+    unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .map_err(|e| err(e.to_string()))
+}
+
+/// The one consumer of the ring buffer. It keeps the buffer mapped only
+/// while a session (or watch mode) needs it: the mapping puts the whole
+/// buffer, twice over, into the daemon's resident memory, which an idle
+/// daemon has no reason to carry. Records written while unmapped stay in
+/// the kernel's buffer and are read on the next mapping.
 async fn read_loop(
-    mut ring: AsyncFd<RingBuf<MapData>>,
-    mut flush_rx: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    data: MapData,
+    mut cmds: mpsc::UnboundedReceiver<ReaderCmd>,
     shared: Arc<Shared>,
 ) {
+    let mut ring: Option<AsyncFd<RingBuf<MapData>>> = None;
     loop {
-        tokio::select! {
-            guard = ring.readable_mut() => {
-                let Ok(mut guard) = guard else {
-                    tracing::error!("ring buffer poll failed; tracing stopped");
-                    return;
-                };
-                drain(guard.get_inner_mut(), &shared);
-                guard.clear_ready();
+        let cmd = match ring.as_mut() {
+            None => cmds.recv().await,
+            Some(r) => {
+                tokio::select! {
+                    guard = r.readable_mut() => {
+                        let Ok(mut guard) = guard else {
+                            tracing::error!("ring buffer poll failed; tracing stopped");
+                            return;
+                        };
+                        drain(guard.get_inner_mut(), &shared);
+                        guard.clear_ready();
+                        continue;
+                    }
+                    cmd = cmds.recv() => cmd,
+                }
             }
-            req = flush_rx.recv() => {
-                let Some(ack) = req else { return };
-                drain(ring.get_mut(), &shared);
+        };
+        let Some(cmd) = cmd else { return };
+        match cmd {
+            ReaderCmd::Wake => {
+                if ring.is_none() {
+                    match map_ring(&data) {
+                        Ok(r) => ring = Some(r),
+                        Err(e) => tracing::error!("{e}; events cannot be read"),
+                    }
+                }
+            }
+            ReaderCmd::Sleep => {
+                if let Some(r) = ring.as_mut() {
+                    drain(r.get_mut(), &shared);
+                    if !shared.needs_ring() {
+                        ring = None;
+                    }
+                }
+            }
+            ReaderCmd::Flush(ack) => {
+                if let Some(r) = ring.as_mut() {
+                    drain(r.get_mut(), &shared);
+                }
                 let _ = ack.send(());
             }
         }
