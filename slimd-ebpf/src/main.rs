@@ -21,9 +21,9 @@ use aya_ebpf::{
         bpf_ktime_get_ns, bpf_probe_read_kernel,
         generated::{bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str},
     },
-    macros::{map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerCpuHashMap, ProgramArray, RingBuf},
-    programs::TracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
 };
 use slimd_common::{
     AT_FDCWD, Config, EVENT_ARGV_TRUNCATED, EVENT_GROUP_DEAD, EVENT_READ_FAILED, EVENT_TRUNCATED,
@@ -842,14 +842,18 @@ fn matches_watch_prefix(buf: *mut u8, len: usize) -> bool {
 }
 
 /// raw_syscalls:sys_enter — one bit per syscall number per session, in the
-/// kernel only: no ring-buffer traffic.
-#[tracepoint]
-pub fn syscall_seen(ctx: TracePointContext) -> u32 {
+/// kernel only: no ring-buffer traffic. It runs on every syscall of every
+/// process on the host, so it is attached as a raw tracepoint: the syscall
+/// number comes straight from the tracepoint's arguments, without the
+/// classic tracepoint's record being built first (about a quarter cheaper,
+/// see bench/results/host-overhead.json).
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn syscall_seen(ctx: RawTracePointContext) -> i32 {
     let _ = try_syscall_seen(&ctx);
     0
 }
 
-fn try_syscall_seen(ctx: &TracePointContext) -> Option<()> {
+fn try_syscall_seen(ctx: &RawTracePointContext) -> Option<()> {
     let session = current_session()?;
     // The container runtime's own set-up (runc before it execs the app) is
     // not the app's: most of it happens before the seccomp filter exists.
@@ -858,7 +862,8 @@ fn try_syscall_seen(ctx: &TracePointContext) -> Option<()> {
     if comm[0] == b'r' && comm[1] == b'u' && comm[2] == b'n' && comm[3] == b'c' {
         return None;
     }
-    let nr = ctx_u64(ctx, 8);
+    // sys_enter(struct pt_regs *regs, long id)
+    let nr: u64 = ctx.arg(1);
     if nr >= MAX_SYSCALL_NR as u64 {
         return None;
     }

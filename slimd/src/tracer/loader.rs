@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, ProgramArray},
-    programs::{ProgramError, TracePoint},
+    programs::{ProgramError, RawTracePoint, TracePoint},
 };
 use slimd_common::{Config, MAX_SYSCALL_NR, WATCH_PREFIX_LEN, WATCH_PREFIXES, WatchPrefix};
 
@@ -253,7 +253,6 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         "sched_fork",
         "sched_exec",
         "sched_exit",
-        "syscall_seen",
         "finish",
         "cgroup_mkdir",
     ] {
@@ -310,7 +309,6 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
     attach(&mut ebpf, "sched_fork", "sched", "sched_process_fork")?;
     attach(&mut ebpf, "sched_exec", "sched", "sched_process_exec")?;
     attach(&mut ebpf, "sched_exit", "sched", "sched_process_exit")?;
-    attach(&mut ebpf, "syscall_seen", "raw_syscalls", "sys_enter")?;
     if watching {
         let map = ebpf.map_mut("WATCH").ok_or(TracerError::Map {
             name: "WATCH",
@@ -334,6 +332,23 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
             })?;
         }
         attach(&mut ebpf, "cgroup_mkdir", "cgroup", "cgroup_mkdir")?;
+    }
+    {
+        let p: &mut RawTracePoint = ebpf
+            .program_mut("syscall_seen")
+            .ok_or_else(|| TracerError::Load("program syscall_seen missing".into()))?
+            .try_into()
+            .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
+        p.load().map_err(|e| {
+            if is_permission_error(&e) {
+                TracerError::NoPrivilege(e.to_string())
+            } else {
+                TracerError::Load(format!("program syscall_seen: {e}{}", source_chain(&e)))
+            }
+        })?;
+        p.attach("sys_enter")
+            .map_err(|e| attach_error("raw_syscalls:sys_enter (raw)", e))?;
+        attached.push("raw_syscalls:sys_enter".to_string());
     }
 
     Ok(Loaded {
