@@ -237,11 +237,7 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
 
     let mut attached = Vec::new();
     let mut attach = |ebpf: &mut Ebpf, prog: &str, category: &str, name: &str| {
-        let p: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| TracerError::Load(format!("program {prog} missing")))?
-            .try_into()
-            .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
+        let p: &mut TracePoint = program_mut(ebpf, prog)?;
         p.attach(category, name)
             .map_err(|e| attach_error(&format!("{category}:{name}"), e))?;
         attached.push(format!("{category}:{name}"));
@@ -256,18 +252,8 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         "finish",
         "cgroup_mkdir",
     ] {
-        let p: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| TracerError::Load(format!("program {prog} missing")))?
-            .try_into()
-            .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
-        p.load().map_err(|e| {
-            if is_permission_error(&e) {
-                TracerError::NoPrivilege(e.to_string())
-            } else {
-                TracerError::Load(format!("program {prog}: {e}{}", source_chain(&e)))
-            }
-        })?;
+        let p: &mut TracePoint = program_mut(&mut ebpf, prog)?;
+        p.load().map_err(|e| load_error(prog, e))?;
     }
     // sys_exit hands each event to `finish` by tail call (see slimd-ebpf).
     {
@@ -334,18 +320,8 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         attach(&mut ebpf, "cgroup_mkdir", "cgroup", "cgroup_mkdir")?;
     }
     {
-        let p: &mut RawTracePoint = ebpf
-            .program_mut("syscall_seen")
-            .ok_or_else(|| TracerError::Load("program syscall_seen missing".into()))?
-            .try_into()
-            .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
-        p.load().map_err(|e| {
-            if is_permission_error(&e) {
-                TracerError::NoPrivilege(e.to_string())
-            } else {
-                TracerError::Load(format!("program syscall_seen: {e}{}", source_chain(&e)))
-            }
-        })?;
+        let p: &mut RawTracePoint = program_mut(&mut ebpf, "syscall_seen")?;
+        p.load().map_err(|e| load_error("syscall_seen", e))?;
         p.attach("sys_enter")
             .map_err(|e| attach_error("raw_syscalls:sys_enter (raw)", e))?;
         attached.push("raw_syscalls:sys_enter".to_string());
@@ -357,6 +333,25 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         cgroups,
         _logger: logger,
     })
+}
+
+/// A program of the object, as its type.
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, TracerError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or_else(|| TracerError::Load(format!("program {name} missing")))?
+        .try_into()
+        .map_err(|e: ProgramError| TracerError::Load(e.to_string()))
+}
+
+fn load_error(prog: &str, e: ProgramError) -> TracerError {
+    if is_permission_error(&e) {
+        TracerError::NoPrivilege(e.to_string())
+    } else {
+        TracerError::Load(format!("program {prog}: {e}{}", source_chain(&e)))
+    }
 }
 
 fn attach_error(name: &str, e: ProgramError) -> TracerError {
