@@ -55,6 +55,15 @@ enum Cmd {
     Bench {
         /// Only these benchmarks (names as in bench/results/).
         names: Vec<String>,
+        /// Small sizes and two rounds: checks the harness, not the figures.
+        #[arg(long)]
+        quick: bool,
+        /// Rounds of each A/B alternation (default 7; 2 with --quick).
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// Only regenerate the README table from bench/results/.
+        #[arg(long)]
+        table_only: bool,
     },
     /// Install slimd, slim, the systemd units and the `slimd` group.
     Install {
@@ -79,7 +88,18 @@ fn main() -> Result<()> {
         Cmd::Build { release } => build(release).map(|_| ()),
         Cmd::Test { unit, filter } => test(unit, &filter),
         Cmd::Demo => demo::run_demo(),
-        Cmd::Bench { names } => bench::run(&names),
+        Cmd::Bench {
+            names,
+            quick,
+            rounds,
+            table_only,
+        } => {
+            if table_only {
+                bench::table_only()
+            } else {
+                bench::run(&names, bench::Options { quick, rounds })
+            }
+        }
         Cmd::Install { prefix } => install::install(&prefix),
         Cmd::Uninstall { prefix } => install::uninstall(&prefix),
         Cmd::Lint => lint(),
