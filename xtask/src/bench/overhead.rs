@@ -163,19 +163,7 @@ pub fn traced_app(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
             }),
         );
     }
-    let missed: Vec<String> = r
-        .figures
-        .iter()
-        .filter(|f| f.met == Some(false))
-        .map(|f| {
-            format!(
-                "{} is {:.2}× (target ≤ {:.2})",
-                f.label,
-                f.value,
-                f.target.map_or(0.0, |t| t.value)
-            )
-        })
-        .collect();
+    let missed = missed_targets(r);
     if !missed.is_empty() {
         match profile_traced(ctx, &work[0]) {
             Ok(Some(p)) => {
@@ -346,19 +334,7 @@ pub fn host(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
         );
     }
     samples.insert("held".into(), Value::Array(held));
-    let missed: Vec<String> = r
-        .figures
-        .iter()
-        .filter(|f| f.met == Some(false))
-        .map(|f| {
-            format!(
-                "{} is {:.2}× (target ≤ {:.2})",
-                f.label,
-                f.value,
-                f.target.map_or(0.0, |t| t.value)
-            )
-        })
-        .collect();
+    let missed = missed_targets(r);
 
     // The floor: what hooking every syscall costs before any program work.
     let tp = proc::json(
@@ -384,7 +360,7 @@ pub fn host(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
     r.figures.push(
         Figure::from_spread(
             "classic_tp_extra_ns",
-            "+ per syscall: empty BPF program on raw_syscalls:sys_enter, classic tracepoint (as slimd attaches)",
+            "+ per syscall: empty BPF program on raw_syscalls:sys_enter as a classic tracepoint (as slimd's per-syscall programs attach)",
             Spread::of(&extra(&classic)),
             "ns",
         )
@@ -393,7 +369,7 @@ pub fn host(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
     r.figures.push(
         Figure::from_spread(
             "raw_tp_extra_ns",
-            "+ per syscall: the same program as a raw tracepoint",
+            "+ per syscall: the same program as a raw tracepoint (as slimd's syscall-set program attaches)",
             Spread::of(&extra(&raw)),
             "ns",
         )
@@ -432,4 +408,20 @@ pub fn host(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
     });
     r.samples = Value::Object(samples);
     Ok(())
+}
+
+/// "<figure> is <value>× (target ≤ <t>)" for each ratio that missed its target.
+fn missed_targets(r: &BenchResult) -> Vec<String> {
+    r.figures
+        .iter()
+        .filter(|f| f.met == Some(false))
+        .map(|f| {
+            format!(
+                "{} is {:.2}× (target ≤ {:.2})",
+                f.label,
+                f.value,
+                f.target.map_or(0.0, |t| t.value)
+            )
+        })
+        .collect()
 }
