@@ -220,14 +220,7 @@ async fn traced(ring_kib: u32, count_paths: bool, docker_args: &[String]) -> Res
     let summary = session.finish().await;
     let consumed = consumer.await?;
     session.remove_cgroup()?;
-    let out = out.context("docker run")?;
-    if !out.status.success() {
-        bail!(
-            "docker run {docker_args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let out = docker_ok(out, docker_args)?;
     let s = summary.stats;
     Ok(json!({
         "ring_kib": ring_kib,
@@ -259,14 +252,7 @@ fn untraced(docker_args: &[String]) -> Result<Value> {
         .stdin(Stdio::null())
         .output();
     host.remove_session(CGROUP_ROOT, &name)?;
-    let out = out.context("docker run")?;
-    if !out.status.success() {
-        bail!(
-            "docker run {docker_args:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    let out = docker_ok(out, docker_args)?;
     Ok(json!({ "app": app_report(&out.stdout) }))
 }
 
@@ -405,4 +391,20 @@ fn images() -> Result<Value> {
         "cli_oneshot": TestImage::CliOneshot.ensure()?,
         "python_base": slimd_tests::PYTHON_BASE_TAG,
     }))
+}
+
+/// The output of a `docker run` that must have succeeded.
+fn docker_ok(
+    out: std::io::Result<std::process::Output>,
+    docker_args: &[String],
+) -> Result<std::process::Output> {
+    let out = out.context("docker run")?;
+    if !out.status.success() {
+        bail!(
+            "docker run {docker_args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
 }

@@ -240,17 +240,7 @@ fn profile_host(ctx: &Ctx, w: &Workload) -> Result<Option<profile::Profile>> {
         return Ok(None);
     }
     let data = ctx.work.join("perf-host.data");
-    let h = proc::Held::start(
-        Command::new(ctx.bin("slimd-bench")).args([
-            "hold",
-            "--ring-kib",
-            "16384",
-            "--",
-            LOOP_IMAGE,
-            "sleep",
-        ]),
-        Duration::from_secs(120),
-    )?;
+    let h = hold_session(ctx)?;
     let mut cmd = vec![ctx.fixtures.loop_bin.to_string_lossy().into_owned()];
     cmd.extend(w.host_args.iter().cloned());
     let rec = profile::record_command(&data, &cmd);
@@ -271,17 +261,7 @@ pub fn host(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
     alternate(
         rounds,
         |_| {
-            let h = proc::Held::start(
-                Command::new(ctx.bin("slimd-bench")).args([
-                    "hold",
-                    "--ring-kib",
-                    "16384",
-                    "--",
-                    LOOP_IMAGE,
-                    "sleep",
-                ]),
-                Duration::from_secs(120),
-            )?;
+            let h = hold_session(ctx)?;
             let res: Result<()> = work.iter().zip(with.iter_mut()).try_for_each(|(w, s)| {
                 s.a(host_run(ctx, &w.host_args)?);
                 Ok(())
@@ -424,4 +404,20 @@ fn missed_targets(r: &BenchResult) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// A session held by `slimd-bench hold` (tracer loaded, an idle container
+/// tagged) until released.
+fn hold_session(ctx: &Ctx) -> Result<proc::Held> {
+    proc::Held::start(
+        Command::new(ctx.bin("slimd-bench")).args([
+            "hold",
+            "--ring-kib",
+            "16384",
+            "--",
+            LOOP_IMAGE,
+            "sleep",
+        ]),
+        Duration::from_secs(120),
+    )
 }

@@ -54,32 +54,29 @@ pub fn perf_works() -> bool {
 
 /// Records the whole machine for `secs` (call while the workload runs).
 pub fn record_system(data: &Path, secs: u64) -> Result<()> {
-    let out = proc::output(
+    perf_record(
         Command::new("perf")
             .args(["record", "-a", "-g", "-e", "cpu-clock", "-o"])
             .arg(data)
             .args(["--", "sleep", &secs.to_string()]),
         Duration::from_secs(secs + 120),
-    )?;
-    if !out.status.success() {
-        bail!(
-            "perf record failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    )
 }
 
 /// Records one command.
 pub fn record_command(data: &Path, cmd: &[String]) -> Result<()> {
-    let out = proc::output(
+    perf_record(
         Command::new("perf")
             .args(["record", "-g", "-e", "cpu-clock", "-o"])
             .arg(data)
             .arg("--")
             .args(cmd),
         Duration::from_secs(600),
-    )?;
+    )
+}
+
+fn perf_record(cmd: &mut Command, timeout: Duration) -> Result<()> {
+    let out = proc::output(cmd, timeout)?;
     if !out.status.success() {
         bail!(
             "perf record failed: {}",
