@@ -123,11 +123,10 @@ fn load_tracer(ring_kib: u32) -> Result<(Tracer, f64)> {
 /// The kernel symbol tag (`bpf_prog_<tag>_<name>` in perf profiles) of each
 /// loaded slimd program, so profiles can name them.
 fn program_tags() -> serde_json::Map<String, Value> {
-    const OURS: [&str; 7] = [
+    const OURS: [&str; 6] = [
         "sys_enter",
         "sys_exit",
         "finish",
-        "syscall_seen",
         "sched_fork",
         "sched_exec",
         "sched_exit",

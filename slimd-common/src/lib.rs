@@ -305,7 +305,23 @@ pub struct Config {
     pub mkdir_level: u32,
     pub mkdir_path: u32,
     pub _pad: u32,
+    /// Where the raw `sys_enter` tracepoint finds a syscall's arguments: the
+    /// kernel's `struct pt_regs` for the host architecture. `regs_block`
+    /// bytes from `regs_base` are read at once; `regs_args` (the six
+    /// arguments) and `regs_mode` are offsets into that block.
+    pub regs_base: u32,
+    pub regs_args: [u32; 6],
+    /// Offset of the word that tells a native syscall from a compat one
+    /// (x86_64: `cs`; aarch64: `pstate`): native when
+    /// `word & regs_mode_mask == regs_mode_native`. Compat syscalls number
+    /// differently, and the per-syscall exit tracepoints ignore them.
+    pub regs_mode: u32,
+    pub regs_mode_mask: u64,
+    pub regs_mode_native: u64,
 }
+
+/// Bytes of `struct pt_regs` read at once by the raw `sys_enter` program.
+pub const REGS_BLOCK: usize = 96;
 
 /// Bits in the tag filter: a one-entry array the kernel checks before the
 /// tag hash map, so untagged tasks (everyone else) pay one inlined array

@@ -29,7 +29,7 @@ use slimd_common::{
     AT_FDCWD, Config, EVENT_ARGV_TRUNCATED, EVENT_GROUP_DEAD, EVENT_READ_FAILED, EVENT_TRUNCATED,
     EventHeader, EventKind, MAX_ARGS, MAX_ARGV, MAX_PATH, MAX_SOCKADDR, MAX_SYSCALL_NR, PATH_READ,
     Pending, SCRATCH_SIZE, SYSCALL_WORDS, SessionStats, Syscall, SyscallSet, TAG_PROVISIONAL,
-    TagFilter, TagInfo, WATCH_PREFIX_LEN, WATCH_PREFIXES, WatchPrefix,
+    REGS_BLOCK, TagFilter, TagInfo, WATCH_PREFIX_LEN, WATCH_PREFIXES, WatchPrefix,
 };
 
 /// Set by userspace at load time (`EbpfLoader::set_global`).
@@ -49,6 +49,11 @@ static CONFIG: Config = Config {
     mkdir_level: 0,
     mkdir_path: 0,
     _pad: 0,
+    regs_base: 0,
+    regs_args: [0; 6],
+    regs_mode: 0,
+    regs_mode_mask: 0,
+    regs_mode_native: 0,
 };
 
 /// Watch mode: cgroup path prefixes whose new cgroups are tagged at once.
@@ -160,12 +165,6 @@ fn ctx_u64(ctx: &TracePointContext, off: usize) -> u64 {
     unsafe { ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const u64) }
 }
 
-#[inline(always)]
-fn ctx_u32(ctx: &TracePointContext, off: usize) -> u32 {
-    // SAFETY: as above.
-    unsafe { ptr::read_volatile((ctx.as_ptr() as *const u8).add(off) as *const u32) }
-}
-
 /// Reads a field at an offset known only at load time (from the tracefs
 /// format): the verifier allows only constant offsets for direct access.
 #[inline(always)]
@@ -174,16 +173,29 @@ fn ctx_field<T: Copy>(ctx: &TracePointContext, off: u32) -> Option<T> {
     unsafe { bpf_probe_read_kernel((ctx.as_ptr() as *const u8).add(off as usize) as *const T) }.ok()
 }
 
-/// The six argument slots of a `syscalls:sys_enter_*` record. One program
-/// serves every syscall, and the kernel refuses to attach a program whose
-/// direct context reads go past the shortest record (chdir has one
-/// argument), so the slots are copied with a helper instead; slots past the
-/// syscall's own arguments hold garbage and are never used.
+/// The six arguments of a native syscall, from the `struct pt_regs` the
+/// raw `sys_enter` tracepoint passes (layout from `Config`, set by
+/// userspace for the host architecture). None for a compat syscall.
 #[inline(always)]
-fn syscall_args(ctx: &TracePointContext) -> [u64; 6] {
-    // SAFETY: probe read of 48 bytes starting at the first argument slot.
-    unsafe { bpf_probe_read_kernel((ctx.as_ptr() as *const u8).add(16) as *const [u64; 6]) }
-        .unwrap_or([0; 6])
+fn syscall_args(regs: *const u8) -> Option<[u64; 6]> {
+    let cfg = config();
+    // SAFETY: reads REGS_BLOCK bytes of the kernel's pt_regs.
+    let block: [u64; REGS_BLOCK / 8] = unsafe {
+        bpf_probe_read_kernel(regs.add(cfg.regs_base as usize) as *const [u64; REGS_BLOCK / 8])
+    }
+    .ok()?;
+    let word = |off: u32| block[(off as usize / 8) % (REGS_BLOCK / 8)];
+    if word(cfg.regs_mode) & cfg.regs_mode_mask != cfg.regs_mode_native {
+        return None;
+    }
+    Some([
+        word(cfg.regs_args[0]),
+        word(cfg.regs_args[1]),
+        word(cfg.regs_args[2]),
+        word(cfg.regs_args[3]),
+        word(cfg.regs_args[4]),
+        word(cfg.regs_args[5]),
+    ])
 }
 
 #[inline(always)]
@@ -330,21 +342,32 @@ fn submit(buf: *mut u8, session: u64) {
     }
 }
 
-#[tracepoint]
-pub fn sys_enter(ctx: TracePointContext) -> u32 {
+/// raw_syscalls:sys_enter, as a raw tracepoint: every syscall of every
+/// process on the host passes here, so it is the one program on that path.
+/// Untagged tasks leave after the cgroup check. For tagged ones it records
+/// the syscall number in the session's set (for seccomp profiles, no
+/// ring-buffer traffic) and, for the traced syscalls, saves the arguments
+/// for `sys_exit` (per-syscall exit tracepoints, so only those pay there).
+/// A raw tracepoint hands over `pt_regs` without building the classic
+/// tracepoint's record first: see bench/results/host-overhead.json.
+#[raw_tracepoint(tracepoint = "sys_enter")]
+pub fn sys_enter(ctx: RawTracePointContext) -> i32 {
     let _ = try_sys_enter(&ctx);
     0
 }
 
-fn try_sys_enter(ctx: &TracePointContext) -> Option<()> {
+fn try_sys_enter(ctx: &RawTracePointContext) -> Option<()> {
     let session = current_session()?;
-    let nr = ctx_u32(ctx, 8);
-    if nr >= MAX_SYSCALL_NR {
+    // sys_enter(struct pt_regs *regs, long id)
+    let nr: u64 = ctx.arg(1);
+    if nr >= MAX_SYSCALL_NR as u64 {
         return None;
     }
-    let id = *SYSCALLS.get(nr)?;
+    record_syscall(session, nr);
+    let id = *SYSCALLS.get(nr as u32)?;
     let sc = Syscall::from_u8(id)?;
-    let a = syscall_args(ctx);
+    let regs: *const u8 = ctx.arg(0);
+    let a = syscall_args(regs)?;
     let arg = |n: usize| a[n];
     let mut p = Pending {
         tag: session,
@@ -841,39 +864,26 @@ fn matches_watch_prefix(buf: *mut u8, len: usize) -> bool {
     false
 }
 
-/// raw_syscalls:sys_enter — one bit per syscall number per session, in the
-/// kernel only: no ring-buffer traffic. It runs on every syscall of every
-/// process on the host, so it is attached as a raw tracepoint: the syscall
-/// number comes straight from the tracepoint's arguments, without the
-/// classic tracepoint's record being built first (about a quarter cheaper,
-/// see bench/results/host-overhead.json).
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn syscall_seen(ctx: RawTracePointContext) -> i32 {
-    let _ = try_syscall_seen(&ctx);
-    0
-}
-
-fn try_syscall_seen(ctx: &RawTracePointContext) -> Option<()> {
-    let session = current_session()?;
+/// One bit per syscall number per session.
+#[inline(always)]
+fn record_syscall(session: u64, nr: u64) {
     // The container runtime's own set-up (runc before it execs the app) is
     // not the app's: most of it happens before the seccomp filter exists.
     // Userspace adds the few calls the runtime makes under the filter.
-    let comm = bpf_get_current_comm().ok()?;
+    let Ok(comm) = bpf_get_current_comm() else {
+        return;
+    };
     if comm[0] == b'r' && comm[1] == b'u' && comm[2] == b'n' && comm[3] == b'c' {
-        return None;
+        return;
     }
-    // sys_enter(struct pt_regs *regs, long id)
-    let nr: u64 = ctx.arg(1);
-    if nr >= MAX_SYSCALL_NR as u64 {
-        return None;
-    }
-    let set = SYSCALL_SETS.get_ptr_mut(&session)?;
+    let Some(set) = SYSCALL_SETS.get_ptr_mut(&session) else {
+        return;
+    };
     let w = (nr / 64) as usize;
     if w < SYSCALL_WORDS {
         // SAFETY: per-CPU value, w < SYSCALL_WORDS.
         unsafe { (*set).words[w] |= 1 << (nr % 64) };
     }
-    Some(())
 }
 
 #[cfg(not(test))]

@@ -184,6 +184,7 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         dir_open_flags: (libc::O_DIRECTORY | libc::O_PATH) as u32,
         ..Default::default()
     };
+    regs_layout(&mut cfg)?;
     sched_offsets(&tracefs, &mut cfg)?;
     if watching {
         mkdir_offsets(&tracefs, &mut cfg)?;
@@ -213,8 +214,22 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         None
     };
 
-    // Syscall number -> Syscall id, for this architecture.
-    let table = syscalls::table();
+    // Syscall number -> Syscall id, for this architecture: only those whose
+    // exit tracepoint exists here (sys_enter saves arguments for sys_exit).
+    let table: Vec<_> = syscalls::table()
+        .into_iter()
+        .filter(|e| {
+            let ok =
+                tracefs::has_event(&tracefs, "syscalls", &format!("sys_exit_{}", e.tracepoint));
+            if !ok {
+                tracing::debug!(
+                    "no tracepoint syscalls:sys_exit_{} on this kernel",
+                    e.tracepoint
+                );
+            }
+            ok
+        })
+        .collect();
     {
         let map = ebpf.map_mut("SYSCALLS").ok_or(TracerError::Map {
             name: "SYSCALLS",
@@ -244,7 +259,6 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         Ok::<_, TracerError>(())
     };
     for prog in [
-        "sys_enter",
         "sys_exit",
         "sched_fork",
         "sched_exec",
@@ -283,14 +297,12 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
     }
 
     for e in &table {
-        let enter = format!("sys_enter_{}", e.tracepoint);
-        let exit = format!("sys_exit_{}", e.tracepoint);
-        if !tracefs::has_event(&tracefs, "syscalls", &enter) {
-            tracing::debug!("no tracepoint syscalls:{enter} on this kernel");
-            continue;
-        }
-        attach(&mut ebpf, "sys_enter", "syscalls", &enter)?;
-        attach(&mut ebpf, "sys_exit", "syscalls", &exit)?;
+        attach(
+            &mut ebpf,
+            "sys_exit",
+            "syscalls",
+            &format!("sys_exit_{}", e.tracepoint),
+        )?;
     }
     attach(&mut ebpf, "sched_fork", "sched", "sched_process_fork")?;
     attach(&mut ebpf, "sched_exec", "sched", "sched_process_exec")?;
@@ -320,8 +332,8 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         attach(&mut ebpf, "cgroup_mkdir", "cgroup", "cgroup_mkdir")?;
     }
     {
-        let p: &mut RawTracePoint = program_mut(&mut ebpf, "syscall_seen")?;
-        p.load().map_err(|e| load_error("syscall_seen", e))?;
+        let p: &mut RawTracePoint = program_mut(&mut ebpf, "sys_enter")?;
+        p.load().map_err(|e| load_error("sys_enter", e))?;
         p.attach("sys_enter")
             .map_err(|e| attach_error("raw_syscalls:sys_enter (raw)", e))?;
         attached.push("raw_syscalls:sys_enter".to_string());
@@ -354,6 +366,44 @@ fn load_error(prog: &str, e: ProgramError) -> TracerError {
     }
 }
 
+/// Where the six syscall arguments and the native/compat mode sit in the
+/// kernel's `struct pt_regs` (arch/*/include/asm/ptrace.h), for the raw
+/// `sys_enter` program. Offsets are relative to `regs_base`.
+fn regs_layout(cfg: &mut Config) -> Result<(), TracerError> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // r15 r14 r13 r12 bp bx r11 | r10 r9 r8 ax cx dx si di orig_ax ip cs
+        // Block from r10 (byte 56); arguments di si dx r10 r8 r9; `cs` is
+        // __USER_CS (0x33) for a 64-bit syscall, __USER32_CS for ia32.
+        cfg.regs_base = 56;
+        cfg.regs_args = [56, 48, 40, 0, 16, 8];
+        cfg.regs_mode = 80;
+        cfg.regs_mode_mask = 0xffff;
+        cfg.regs_mode_native = 0x33;
+        Ok(())
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        // regs[0..6] are the arguments. `pstate` (AArch32 bit) lies outside
+        // the block, so AArch32 tasks are not told apart at entry; their
+        // syscalls never reach the per-syscall exit tracepoints, so they
+        // yield no file events either way.
+        cfg.regs_base = 0;
+        cfg.regs_args = [0, 8, 16, 24, 32, 40];
+        cfg.regs_mode = 0;
+        cfg.regs_mode_mask = 0;
+        cfg.regs_mode_native = 0;
+        Ok(())
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let _ = cfg;
+        Err(TracerError::Load(
+            "slimd knows the syscall register layout of x86_64 and aarch64 only".into(),
+        ))
+    }
+}
+
 fn attach_error(name: &str, e: ProgramError) -> TracerError {
     if is_permission_error(&e) {
         TracerError::NoPrivilege(format!("attaching {name}: {e}"))
@@ -375,4 +425,36 @@ fn source_chain(e: &dyn std::error::Error) -> String {
         cur = s.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every offset the raw `sys_enter` program reads must fall inside the
+    /// block it copies, and the block inside the kernel's `pt_regs`.
+    #[test]
+    fn register_layout_fits_the_block() {
+        let mut cfg = Config::default();
+        regs_layout(&mut cfg).unwrap();
+        let block = slimd_common::REGS_BLOCK as u32;
+        for off in cfg.regs_args.iter().chain([&cfg.regs_mode]) {
+            assert!(off % 8 == 0 && *off < block, "offset {off}");
+        }
+        // sizeof(struct pt_regs): 21 words on x86_64, 34+ on aarch64.
+        let pt_regs = if cfg!(target_arch = "x86_64") {
+            168
+        } else {
+            272
+        };
+        assert!(cfg.regs_base + block <= pt_regs);
+        // x86_64: arguments are di, si, dx, r10, r8, r9 (bytes 112, 104,
+        // 96, 56, 72, 64 of pt_regs), mode is cs (136).
+        #[cfg(target_arch = "x86_64")]
+        {
+            let abs: Vec<u32> = cfg.regs_args.iter().map(|o| o + cfg.regs_base).collect();
+            assert_eq!(abs, [112, 104, 96, 56, 72, 64]);
+            assert_eq!(cfg.regs_mode + cfg.regs_base, 136);
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! The kernel object only knows `slimd_common::Syscall` ids; this table tells
 //! it which number is which (filled into the `SYSCALLS` map) and tells the
-//! loader which `syscalls:sys_enter_*`/`sys_exit_*` pairs to attach. A syscall
+//! loader which `syscalls:sys_exit_*` tracepoints to attach (arguments are
+//! saved by the raw `sys_enter` program from `pt_regs`). A syscall
 //! the architecture lacks (aarch64 has no `open` or `stat`) is simply absent.
 
 use slimd_common::Syscall;

@@ -340,7 +340,7 @@ pub fn host(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
     r.figures.push(
         Figure::from_spread(
             "classic_tp_extra_ns",
-            "+ per syscall: empty BPF program on raw_syscalls:sys_enter as a classic tracepoint (as slimd's per-syscall programs attach)",
+            "+ per syscall: empty BPF program on raw_syscalls:sys_enter as a classic tracepoint (as slimd attaches its per-syscall exit programs)",
             Spread::of(&extra(&classic)),
             "ns",
         )
@@ -349,7 +349,7 @@ pub fn host(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
     r.figures.push(
         Figure::from_spread(
             "raw_tp_extra_ns",
-            "+ per syscall: the same program as a raw tracepoint (as slimd's syscall-set program attaches)",
+            "+ per syscall: the same program as a raw tracepoint (as slimd attaches its one sys_enter program)",
             Spread::of(&extra(&raw)),
             "ns",
         )
