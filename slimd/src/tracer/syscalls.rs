@@ -13,7 +13,7 @@ use slimd_common::Syscall;
 pub struct SyscallEntry {
     pub syscall: Syscall,
     pub nr: u32,
-    /// Tracepoint name without the `sys_enter_`/`sys_exit_` prefix.
+    /// Tracepoint name without the `sys_exit_` prefix.
     pub tracepoint: &'static str,
 }
 
