@@ -6,7 +6,7 @@ mod daemon;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use daemon::{Daemon, last_event, session_id};
+use daemon::{Daemon, failed_with, session_id, tail};
 use slimd_tests::{TestImage, docker, image_size};
 
 /// Builds `image` with `args`; checks success, verify and the size drop;
@@ -16,20 +16,7 @@ fn build_ok(d: &Daemon, image: TestImage, extra: &[&str]) -> Result<(u64, u64, s
     let target = format!("slimd-e2e/{}:slim", image.name());
     let mut args = vec![tag, "--tag", &target, "--force", "--verify-seccomp"];
     args.extend_from_slice(extra);
-    let t = Instant::now();
-    let (out, lines) = d.build_json(&args)?;
-    let secs = t.elapsed().as_secs_f64();
-    let last = last_event(&lines).clone();
-    ensure!(
-        out.status.success() && last["event"] == "done",
-        "build of {tag} failed ({}): {}\nstderr: {}\ndaemon log tail: {}",
-        out.status,
-        last,
-        String::from_utf8_lossy(&out.stderr),
-        tail(&d.log())
-    );
-    let s = &last["summary"];
-    ensure!(s["verify"]["passed"] == true, "verify did not pass: {s}");
+    let (s, secs) = d.build_verified(&args)?;
     ensure!(
         s["verify_seccomp"]["passed"] == true,
         "the slim image fails its probes under the generated seccomp profile: {s}"
@@ -49,15 +36,7 @@ fn build_ok(d: &Daemon, image: TestImage, extra: &[&str]) -> Result<(u64, u64, s
         s["seccomp_allowed"]
     );
     d.assert_clean()?;
-    Ok((orig, slim, s.clone()))
-}
-
-fn tail(s: &str) -> &str {
-    let i = s.len().saturating_sub(3000);
-    let i = (i..s.len())
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(s.len());
-    &s[i..]
+    Ok((orig, slim, s))
 }
 
 /// Runs the slim image once more by hand and checks it serves its pages.
@@ -182,12 +161,7 @@ fn one_shot_cli() -> Result<()> {
 fn missing_image_is_refused_clearly() -> Result<()> {
     let d = Daemon::start("missing")?;
     let out = d.slim(&["build", "slimd-e2e/does-not-exist:nope"])?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(3),
-        "exit code {:?}: {err}",
-        out.status.code()
-    );
+    let err = failed_with(&out, 3)?;
     ensure!(
         err.contains("not found") && err.contains("does not pull"),
         "unclear: {err}"
@@ -211,12 +185,7 @@ fn container_that_fails_at_once() -> Result<()> {
         "--cmd",
         "-c 'echo broken config >&2; exit 3'",
     ])?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(5),
-        "exit code {:?}: {err}",
-        out.status.code()
-    );
+    let err = failed_with(&out, 5)?;
     ensure!(
         err.contains("exited with code 3") && err.contains("broken config"),
         "unclear: {err}"
@@ -245,12 +214,7 @@ fn app_that_never_listens_times_out_clearly() -> Result<()> {
         "--ready-timeout",
         "5",
     ])?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(5),
-        "exit code {:?}: {err}",
-        out.status.code()
-    );
+    let err = failed_with(&out, 5)?;
     ensure!(
         err.contains("9999"),
         "the message does not name the port: {err}"
@@ -515,7 +479,7 @@ fn xray_through_the_daemon_and_from_a_file() -> Result<()> {
 
     // A missing image is a clear error, exit code 3.
     let out = d.slim(&["xray", "slimd-e2e/no-such-image:1"])?;
-    ensure!(out.status.code() == Some(3), "exit {:?}", out.status.code());
+    failed_with(&out, 3)?;
     d.assert_clean()
 }
 
@@ -531,21 +495,13 @@ fn existing_tag_needs_force() -> Result<()> {
     // The target name is taken by some other image.
     docker(["tag", TestImage::ShellEntrypoint.ensure()?, target])?;
     let out = d.slim(&["build", image, "--tag", target])?;
-    let err = String::from_utf8_lossy(&out.stderr);
-    ensure!(
-        out.status.code() == Some(4),
-        "exit {:?}: {err}",
-        out.status.code()
-    );
+    let err = failed_with(&out, 4)?;
     ensure!(
         err.contains("already exists") && err.contains("--force"),
         "unclear: {err}"
     );
     let out = d.slim(&["build", image, "--tag", image])?;
-    ensure!(
-        out.status.code() == Some(2),
-        "building onto the original must be refused"
-    );
+    failed_with(&out, 2).context("building onto the original must be refused")?;
     let out = d.slim(&["build", image, "--tag", target, "--force"])?;
     ensure!(
         out.status.success(),

@@ -5,10 +5,10 @@
 
 mod daemon;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use daemon::{Daemon, last_event};
+use daemon::Daemon;
 use serde_json::Value;
 use slimd_tests::{LangImage, TestImage, docker, http_get, image_size};
 
@@ -24,18 +24,7 @@ struct Built {
 fn build(d: &Daemon, image: &str, target: &str, extra: &[&str]) -> Result<Built> {
     let mut args = vec![image, "--tag", target, "--force"];
     args.extend_from_slice(extra);
-    let t = Instant::now();
-    let (out, lines) = d.build_json(&args)?;
-    let secs = t.elapsed().as_secs_f64();
-    let last = last_event(&lines).clone();
-    ensure!(
-        out.status.success() && last["event"] == "done",
-        "build of {image} {extra:?} failed ({}): {last}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-    );
-    let s = &last["summary"];
-    ensure!(s["verify"]["passed"] == true, "verify did not pass: {s}");
+    let (s, secs) = d.build_verified(&args)?;
     let id = s["id"].as_str().context("no session id")?;
     let rep = d.slim(&["--json", "report", id])?;
     let report: Value = serde_json::from_slice(&rep.stdout).context("report JSON")?;

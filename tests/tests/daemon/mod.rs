@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 pub fn bin(name: &str) -> PathBuf {
     let dir = std::env::var_os("SLIMD_BIN_DIR")
@@ -126,6 +126,25 @@ impl Daemon {
             .map(|l| serde_json::from_str(l).with_context(|| format!("bad line {l:?}")))
             .collect::<Result<Vec<_>>>()?;
         Ok((out, lines))
+    }
+
+    /// `slim --json build ARGS...` that must finish and pass verify: its
+    /// summary and wall time.
+    pub fn build_verified(&self, args: &[&str]) -> Result<(serde_json::Value, f64)> {
+        let t = Instant::now();
+        let (out, lines) = self.build_json(args)?;
+        let secs = t.elapsed().as_secs_f64();
+        let last = last_event(&lines);
+        ensure!(
+            out.status.success() && last["event"] == "done",
+            "build {args:?} failed ({}): {last}\nstderr: {}\ndaemon log tail: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr),
+            tail(&self.log())
+        );
+        let s = last["summary"].clone();
+        ensure!(s["verify"]["passed"] == true, "verify did not pass: {s}");
+        Ok((s, secs))
     }
 
     /// Kills the daemon with SIGKILL (no cleanup: a crash).
@@ -257,4 +276,24 @@ pub fn session_id(lines: &[serde_json::Value]) -> String {
         .and_then(|l| l["id"].as_str())
         .unwrap_or_default()
         .to_string()
+}
+
+/// The stderr of a `slim` run that had to fail with exit code `code`.
+pub fn failed_with(out: &Output, code: i32) -> Result<String> {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    ensure!(
+        out.status.code() == Some(code),
+        "exit code {:?}, expected {code}: {err}",
+        out.status.code()
+    );
+    Ok(err)
+}
+
+/// The last 3000 bytes of a log, for failure messages.
+pub fn tail(s: &str) -> &str {
+    let i = s.len().saturating_sub(3000);
+    let i = (i..s.len())
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(s.len());
+    &s[i..]
 }
