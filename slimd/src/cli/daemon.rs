@@ -243,7 +243,7 @@ pub async fn trace(serve: ServeArgs, args: TraceArgs) -> anyhow::Result<ExitCode
     );
     if s.lost > 0 {
         eprintln!(
-            "slimd trace: WARNING: {} events were LOST (ring buffer full); the trace is incomplete",
+            "slimd trace: WARNING: {} events were LOST (ring buffer full, or unreadable: see the log above); the trace is incomplete",
             s.lost
         );
     }

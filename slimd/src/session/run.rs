@@ -549,7 +549,7 @@ async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
     ctx.report.syscalls = summary.syscalls.iter().map(|n| format!("{n}")).collect();
     if summary.stats.lost > 0 {
         ctx.warn(format!(
-            "{} trace events were LOST (ring buffer full): the slim image may miss files; rerun with a larger ring buffer (slimd --ring-buffer-mb)",
+            "{} trace events were LOST (ring buffer full, or unreadable: see the daemon log): the slim image may miss files; rerun with a larger ring buffer (slimd --ring-buffer-mb)",
             summary.stats.lost
         ));
     }

@@ -219,7 +219,7 @@ async fn profile_container(
         .collect();
     if summary.stats.lost > 0 {
         report.warnings.push(format!(
-            "{} trace events were LOST (ring buffer full)",
+            "{} trace events were LOST (ring buffer full, or unreadable: see the daemon log)",
             summary.stats.lost
         ));
     }

@@ -312,12 +312,14 @@ impl Tracer {
     }
 
     /// Waits until every record already in the ring buffer has been
-    /// delivered to its subscriber.
-    pub async fn flush(&self) {
+    /// delivered to its subscriber. False when the ring buffer could not be
+    /// read: what the kernel wrote did not reach anyone.
+    pub async fn flush(&self) -> bool {
         let (tx, rx) = oneshot::channel();
-        if self.reader.send(ReaderCmd::Flush(tx)).is_ok() {
-            let _ = rx.await;
+        if self.reader.send(ReaderCmd::Flush(tx)).is_err() {
+            return false;
         }
+        rx.await.unwrap_or(false)
     }
 
     /// Counters of a tagged cgroup.
@@ -476,9 +478,15 @@ impl TraceSession {
     /// Delivers what is still in the ring buffer, reads the counters, and
     /// untags. The event receiver then ends once drained.
     pub async fn finish(&self) -> TraceSummary {
-        self.tracer.flush().await;
+        let readable = self.tracer.flush().await;
+        let mut stats = self.tracer.stats(self.cgroup.id);
+        if !readable {
+            // Written by the kernel, never read: lost as surely as records
+            // a full ring refused, and reported the same way.
+            stats.lost += stats.records.saturating_sub(stats.received);
+        }
         let summary = TraceSummary {
-            stats: self.tracer.stats(self.cgroup.id),
+            stats,
             syscalls: self.tracer.syscalls(self.cgroup.id),
         };
         self.tracer.untag(self.cgroup.id);
@@ -537,8 +545,9 @@ enum ReaderCmd {
     Wake,
     /// A session ended: unmap the ring buffer if nobody needs it any more.
     Sleep,
-    /// Deliver everything already in the ring buffer, then answer.
-    Flush(oneshot::Sender<()>),
+    /// Deliver everything already in the ring buffer, then answer whether
+    /// it could be read.
+    Flush(oneshot::Sender<bool>),
 }
 
 /// Maps the ring buffer (a second mapping of the same kernel map) and
@@ -559,6 +568,14 @@ fn map_ring(data: &MapData) -> Result<AsyncFd<RingBuf<MapData>>, TracerError> {
     // RingBuf, so the fd stays open for as long as it is registered.
     unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
         .map_err(|e| err(e.to_string()))
+}
+
+/// [`map_ring`], logging a failure (the session then reports its events as
+/// lost when it finishes).
+fn try_map(data: &MapData) -> Option<AsyncFd<RingBuf<MapData>>> {
+    map_ring(data)
+        .inspect_err(|e| tracing::error!("{e}; the sessions' events cannot be read"))
+        .ok()
 }
 
 /// The one consumer of the ring buffer. It keeps the buffer mapped only
@@ -594,10 +611,7 @@ async fn read_loop(
         match cmd {
             ReaderCmd::Wake => {
                 if ring.is_none() {
-                    match map_ring(&data) {
-                        Ok(r) => ring = Some(r),
-                        Err(e) => tracing::error!("{e}; events cannot be read"),
-                    }
+                    ring = try_map(&data);
                 }
             }
             ReaderCmd::Sleep => {
@@ -609,10 +623,14 @@ async fn read_loop(
                 }
             }
             ReaderCmd::Flush(ack) => {
+                if ring.is_none() && shared.needs_ring() {
+                    // A mapping that failed on Wake gets one more try.
+                    ring = try_map(&data);
+                }
                 if let Some(r) = ring.as_mut() {
                     drain(r.get_mut(), &shared);
                 }
-                let _ = ack.send(());
+                let _ = ack.send(ring.is_some() || !shared.needs_ring());
             }
         }
     }
