@@ -11,6 +11,7 @@ pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod harden;
+pub mod host;
 pub mod image;
 pub mod probe;
 pub mod report;
