@@ -24,7 +24,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
 mod lang_images;
+mod verify_images;
 pub use lang_images::LangImage;
+pub use verify_images::{FRAGILE_APP, FRAGILE_APP_PORT, fragile_app};
 
 /// Where slow-to-make inputs (the Debian rootfs) and build locks live.
 pub const CACHE_DIR: &str = "/var/cache/slimd-tests";

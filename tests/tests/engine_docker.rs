@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use slimd::engine::{ContainerSpec, Engine, EngineError, ExecRequest};
-use slimd::probe::{self, Endpoint, Readiness};
+use slimd::probe::{self, Endpoint, HttpCheck};
 use slimd_tests::{Container, RUN_LABEL, TestImage, ensure_image};
 
 fn spec(image: TestImage, name: &str) -> ContainerSpec {
@@ -57,8 +57,14 @@ fn engine_runs_execs_and_stops_a_container() -> anyhow::Result<()> {
         assert!(c.merged_dir.is_some());
         let host_port = c.host_port("8080").expect("8080 published");
         let ep = Endpoint::new("127.0.0.1", host_port, 8080);
-        let ready = probe::wait_http_ready(&ep, Instant::now() + Duration::from_secs(30)).await?;
-        assert_eq!(ready, Readiness::Http { status: 200 });
+        tokio::task::spawn_blocking(move || {
+            slimd_tests::http_get(host_port, "/", Duration::from_secs(30))
+        })
+        .await??;
+        assert_eq!(
+            probe::speaks_http(&ep, Duration::from_secs(5)).await,
+            HttpCheck::Http { status: 200 }
+        );
 
         let deadline = || Instant::now() + Duration::from_secs(20);
         let out = engine
@@ -199,7 +205,9 @@ fn engine_saves_and_loads_images_and_records_one_shot_runs() -> anyhow::Result<(
             engine.remove(&id, true).await?;
             runs.push(run);
         }
-        assert!(probe::compare_runs(&runs[0], &runs[1]).is_empty());
+        let c = probe::compare_runs(&runs[0], &runs[1]);
+        assert!(c.mismatches.is_empty(), "{:?}", c.mismatches);
+        assert_eq!(c.agreed, ["container run"]);
         Ok(())
     })
 }

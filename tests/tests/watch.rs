@@ -16,7 +16,8 @@ fn labelled_containers_are_profiled_from_their_first_exec() -> Result<()> {
     let d = Daemon::start_with("watch", &["--watch"])?;
     let image = TestImage::ShellEntrypoint.ensure()?;
     // Labelled: its first exec is the shell with this exact command line.
-    let labelled = "cat /etc/passwd >/dev/null; ls /usr/share >/dev/null";
+    // `&&`: the shell's exit status depends on every command.
+    let labelled = "cat /etc/passwd >/dev/null && ls /usr/share >/dev/null && echo ran";
     docker([
         "run",
         "--rm",
@@ -92,7 +93,8 @@ fn labelled_containers_are_profiled_from_their_first_exec() -> Result<()> {
         report["artifacts"]
     );
 
-    // And a slim image from that profile, without running the app again.
+    // And a slim image from that profile, without running the app again:
+    // built, but nothing was probed, so it is unverified (exit 7), loudly.
     let out = d.slim(&[
         "build",
         "--from-profile",
@@ -101,10 +103,11 @@ fn labelled_containers_are_profiled_from_their_first_exec() -> Result<()> {
         "slimd-e2e/watched:slim",
         "--force",
     ])?;
+    let err = daemon::failed_with(&out, 7)?;
+    let said = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
     ensure!(
-        out.status.success(),
-        "build --from-profile: {}",
-        String::from_utf8_lossy(&out.stderr)
+        said.contains("UNVERIFIED") && said.contains("no probe results to compare"),
+        "build --from-profile does not say it is unverified: {said}"
     );
     let ran = docker([
         "run",
@@ -115,6 +118,9 @@ fn labelled_containers_are_profiled_from_their_first_exec() -> Result<()> {
         "-c",
         labelled,
     ])?;
-    let _ = ran;
+    ensure!(
+        ran == "ran",
+        "the slim image ran the profiled command: {ran:?}"
+    );
     d.assert_clean()
 }

@@ -94,6 +94,9 @@ pub struct ProbeOptions {
     pub probe_timeout_secs: u64,
     /// Seconds a one-shot container may run before it is stopped.
     pub run_timeout_secs: u64,
+    /// Seconds each exec probe and host command may run (within
+    /// `probe_timeout_secs`); one that runs longer is killed and reported.
+    pub command_timeout_secs: u64,
 }
 
 impl Default for ProbeOptions {
@@ -107,6 +110,7 @@ impl Default for ProbeOptions {
             ready_timeout_secs: 60,
             probe_timeout_secs: 300,
             run_timeout_secs: 600,
+            command_timeout_secs: 60,
         }
     }
 }
@@ -397,6 +401,11 @@ pub enum FailureKind {
     Internal,
 }
 
+/// Exit code of `slim build` when the slim image was built and loaded but
+/// nothing verified it (no probe result to compare), unless the user turned
+/// verify off (`--verify=false`), which exits 0.
+pub const UNVERIFIED_EXIT_CODE: u8 = 7;
+
 impl FailureKind {
     /// Exit code of `slim` for this failure.
     pub fn exit_code(self) -> u8 {
@@ -590,8 +599,9 @@ mod tests {
             FailureKind::Internal,
         ];
         let mut codes: Vec<u8> = kinds.iter().map(|k| k.exit_code()).collect();
+        codes.push(UNVERIFIED_EXIT_CODE);
         codes.sort();
         codes.dedup();
-        assert_eq!(codes.len(), kinds.len());
+        assert_eq!(codes.len(), kinds.len() + 1);
     }
 }

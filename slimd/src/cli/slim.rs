@@ -2,7 +2,9 @@
 //!
 //! Exit codes: 0 success; 1 daemon/engine/internal error; 2 bad usage;
 //! 3 image not found; 4 target tag exists; 5 the app failed (did not start,
-//! exited with an error, never answered); 6 verify failed; 130 cancelled.
+//! exited with an error, never answered); 6 verify failed; 7 built but
+//! unverified (nothing could be compared; `--verify=false` exits 0);
+//! 130 cancelled.
 
 use std::{
     io::{IsTerminal, Write},
@@ -20,7 +22,7 @@ use crate::{
         types::{
             ContinueAfter, DEFAULT_SOCKET, FailureKind, Granularity, GranularityOverride,
             GranularityOverrideError, KeepOptions, Phase, ProbeOptions, Progress, RunOptions,
-            SessionKind, SessionRequest,
+            SessionKind, SessionRequest, UNVERIFIED_EXIT_CODE,
         },
     },
     report,
@@ -104,6 +106,10 @@ pub struct BuildArgs {
     /// Seconds a one-shot container may run.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub run_timeout: u64,
+    /// Seconds each --exec-probe and --probe-cmd may run before it is
+    /// killed and reported as timed out.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub command_timeout: u64,
 
     /// Override the entrypoint (a command line, or a JSON array).
     #[arg(long, allow_hyphen_values = true)]
@@ -239,6 +245,7 @@ impl BuildArgs {
                 ready_timeout_secs: self.ready_timeout,
                 probe_timeout_secs: self.probe_timeout,
                 run_timeout_secs: self.run_timeout,
+                command_timeout_secs: self.command_timeout,
             },
             keep: KeepOptions {
                 include_paths: self.include_path.clone(),
@@ -397,7 +404,7 @@ async fn follow(
                 if !json {
                     println!("{}", report::render_summary(&summary).trim_end());
                 }
-                return Ok(ExitCode::SUCCESS);
+                return Ok(done_exit_code(&summary));
             }
             Progress::Failed { kind, message } => {
                 display.finish();
@@ -409,6 +416,18 @@ async fn follow(
             other if !json => display.show(&other),
             _ => {}
         }
+    }
+}
+
+/// 0, or [`UNVERIFIED_EXIT_CODE`] for a build that nothing verified and
+/// whose user did not turn verify off.
+fn done_exit_code(summary: &serde_json::Value) -> ExitCode {
+    let unverified = summary["state"] == "unverified";
+    let accepted = summary["verify"]["accepted"].as_bool() == Some(true);
+    if unverified && !accepted {
+        ExitCode::from(UNVERIFIED_EXIT_CODE)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

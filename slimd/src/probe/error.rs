@@ -7,16 +7,22 @@ use crate::engine::EngineError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
-    /// Readiness ran out of time: nothing behind the published port answered.
+    /// Readiness ran out of time: the app never listened on (some of) its
+    /// ports, or a connect inside its network namespace kept failing.
     #[error(
-        "nothing answered HTTP on {host}:{host_port} within {secs:.0}s; the app may not listen on container port {container_port} (last attempt: {last})"
+        "the app did not listen on container port{} {} within {secs:.0}s{}{}",
+        if missing.len() == 1 { "" } else { "s" },
+        join_ports(missing),
+        elsewhere_hint(elsewhere),
+        detail_hint(detail)
     )]
-    NotReady {
-        host: String,
-        host_port: u16,
-        container_port: u16,
+    NotListening {
+        missing: Vec<u16>,
+        /// Ports the app listens on instead.
+        elsewhere: Vec<u16>,
         secs: f64,
-        last: String,
+        /// The last connect error on the missing ports, if any.
+        detail: String,
     },
     /// The container exited while slimd waited for it to answer.
     #[error(
@@ -49,6 +55,33 @@ pub enum ProbeError {
     /// The engine failed underneath an exec probe or a one-shot run.
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+fn join_ports(ports: &[u16]) -> String {
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn elsewhere_hint(ports: &[u16]) -> String {
+    if ports.is_empty() {
+        "; it listens on no other TCP port either".into()
+    } else {
+        format!(
+            "; it listens on {} instead (publish that with --expose)",
+            join_ports(ports)
+        )
+    }
+}
+
+fn detail_hint(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
 }
 
 fn stderr_hint(tail: &str) -> String {

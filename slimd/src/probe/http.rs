@@ -1,18 +1,15 @@
 //! Plain HTTP/1.1 over a fresh TCP connection per request (hyper's low-level
-//! client), and readiness: a published port is ready when something behind
-//! it *answers*, because docker-proxy accepts connections on its own.
+//! client). Readiness lives in [`super::ready`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, LOCATION, USER_AGENT};
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::error::{ProbeError, Result};
 use super::report::Endpoint;
 use super::spec::HttpRequest;
 
@@ -148,168 +145,16 @@ fn describe_hyper_error(e: &hyper::Error) -> String {
     }
 }
 
-/// How a port showed it was ready.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Readiness {
-    /// An HTTP status line came back.
-    Http { status: u16 },
-    /// Something else answered: a server banner (SSH, SMTP, MySQL) or a
-    /// non-HTTP reply to our request (Redis's `-ERR`).
-    Banner { first_bytes: String },
-}
-
-/// Waits until something behind `ep` answers: a banner the server sends on
-/// connect, or a reply to `GET /`. A bare TCP connect proves nothing (the
-/// proxy accepts and then closes when the app does not listen). Retries
-/// until `deadline`, then [`ProbeError::NotReady`] naming the container port.
-pub async fn wait_http_ready(ep: &Endpoint, deadline: Instant) -> Result<Readiness> {
-    let total = deadline.saturating_duration_since(Instant::now());
-    let mut last = String::from("no attempt made");
-    // Short attempts first: while the app starts, the proxy in front of it
-    // may accept and then sit on a request; later attempts wait longer.
-    let mut attempt_budget = Duration::from_millis(500);
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(ProbeError::NotReady {
-                host: ep.host.clone(),
-                host_port: ep.host_port,
-                container_port: ep.container_port,
-                secs: total.as_secs_f64(),
-                last,
-            });
-        }
-        let budget = deadline.duration_since(now).min(attempt_budget);
-        attempt_budget = (attempt_budget * 2).min(Duration::from_secs(5));
-        match tokio::time::timeout(budget, ready_attempt(ep)).await {
-            Ok(Ok(r)) => return Ok(r),
-            Ok(Err(why)) => last = why,
-            Err(_) => last = format!("no reply within {:.1}s", budget.as_secs_f64()),
-        }
-        let pause =
-            Duration::from_millis(250).min(deadline.saturating_duration_since(Instant::now()));
-        tokio::time::sleep(pause).await;
-    }
-}
-
-async fn ready_attempt(ep: &Endpoint) -> std::result::Result<Readiness, String> {
-    let mut s = TcpStream::connect((ep.host.as_str(), ep.host_port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let mut buf = [0u8; 512];
-    // Servers that speak first (banners) get a moment to do so.
-    if let Ok(r) = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await {
-        return match r {
-            Ok(0) => Err("connection closed without a reply".into()),
-            Ok(n) => Ok(classify(&buf[..n])),
-            Err(e) => Err(format!("read: {e}")),
-        };
-    }
-    let req = format!(
-        "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: {PROBE_USER_AGENT}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-        host_header(ep)
-    );
-    s.write_all(req.as_bytes())
-        .await
-        .map_err(|e| format!("write: {e}"))?;
-    match s.read(&mut buf).await {
-        Ok(0) => Err("connection closed without a reply".into()),
-        Ok(n) => Ok(classify(&buf[..n])),
-        Err(e) => Err(format!("read: {e}")),
-    }
-}
-
-fn classify(first: &[u8]) -> Readiness {
-    if first.starts_with(b"HTTP/") {
-        let status = std::str::from_utf8(first)
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok());
-        if let Some(status) = status {
-            return Readiness::Http { status };
-        }
-    }
-    Readiness::Banner {
-        first_bytes: String::from_utf8_lossy(&first[..first.len().min(80)]).into_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     async fn listener() -> (TcpListener, Endpoint) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
         (l, Endpoint::new("127.0.0.1", port, 8080))
-    }
-
-    #[test]
-    fn classifies_first_bytes() {
-        assert_eq!(
-            classify(b"HTTP/1.0 404 Not Found\r\n"),
-            Readiness::Http { status: 404 }
-        );
-        assert!(matches!(
-            classify(b"SSH-2.0-OpenSSH"),
-            Readiness::Banner { .. }
-        ));
-        assert!(matches!(
-            classify(b"HTTP/garbage"),
-            Readiness::Banner { .. }
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_port_that_accepts_and_closes_is_not_ready() {
-        // What docker-proxy does when nothing listens in the container.
-        let (l, ep) = listener().await;
-        tokio::spawn(async move {
-            loop {
-                let (s, _) = l.accept().await.unwrap();
-                drop(s);
-            }
-        });
-        let err = wait_http_ready(&ep, Instant::now() + Duration::from_millis(800))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("nothing answered HTTP on 127.0.0.1:"), "{err}");
-        assert!(err.contains("container port 8080"), "{err}");
-        assert!(err.contains("closed without a reply"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn banner_and_http_replies_are_ready() {
-        let (l, ep) = listener().await;
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            s.write_all(b"+OK hello\r\n").await.unwrap();
-        });
-        let r = wait_http_ready(&ep, Instant::now() + Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(
-            r,
-            Readiness::Banner {
-                first_bytes: "+OK hello\r\n".into()
-            }
-        );
-
-        let (l, ep) = listener().await;
-        tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut buf = [0u8; 1024];
-            let _ = s.read(&mut buf).await;
-            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                .await
-                .unwrap();
-        });
-        let r = wait_http_ready(&ep, Instant::now() + Duration::from_secs(5))
-            .await
-            .unwrap();
-        assert_eq!(r, Readiness::Http { status: 200 });
     }
 
     #[tokio::test]

@@ -1,17 +1,20 @@
-//! Exercising the app: readiness (a real reply, not a TCP connect), the HTTP
-//! probe and crawl, exec and host-command probes, one-shot runs, and verify,
-//! which compares an original run with the slim image's run.
+//! Exercising the app: readiness (the app listens, as the tracer saw, and a
+//! connect inside its network namespace succeeds), the HTTP probe and crawl,
+//! exec and host-command probes, one-shot runs, and verify, which compares
+//! an original run with the slim image's run.
 //!
-//! The usual flow: [`wait_ready_or_exit`] (readiness of every endpoint,
-//! cut short when the container exits), then
-//! [`run_probes`] with a [`ProbePlan`]; for verify, [`run_probes`] again on
-//! the slim container with [`ProbePlan::replay_of`] and [`verify::compare`].
+//! The usual flow: [`wait_listening`] (readiness of every port, cut short
+//! when the container exits), [`speaks_http`] on each ready port when the
+//! HTTP probe is on, then [`run_probes`] with a [`ProbePlan`]; for verify,
+//! [`run_probes`] again on the slim container with [`ProbePlan::replay_of`]
+//! and [`verify::compare`].
 
 pub mod command;
 pub mod crawl;
 pub mod error;
 pub mod http;
 pub mod links;
+pub mod ready;
 pub mod report;
 pub mod spec;
 pub mod verify;
@@ -21,13 +24,15 @@ use std::time::{Duration, Instant};
 pub use command::{record_oneshot_run, run_exec_probe, run_host_command};
 pub use crawl::{HttpProbeConfig, replay_http, run_http_probe};
 pub use error::{ProbeError, Result};
-pub use http::{Readiness, wait_http_ready};
+pub use ready::{HttpCheck, ListenFeed, PortReady, speaks_http, wait_listening};
 pub use report::{
     CapturedOutput, Endpoint, ExecRecord, HostCommandRecord, HttpRecord, ProbeReport,
     RequestOrigin, RunRecord,
 };
 pub use spec::{HttpRequest, ProbeFile, split_command_line};
-pub use verify::{Mismatch, compare, compare_runs};
+pub use verify::{
+    Comparison, Mismatch, ProbeProblem, compare, compare_listening, compare_runs, new_error_lines,
+};
 
 use crate::engine::Engine;
 
@@ -54,6 +59,8 @@ pub struct ProbePlan {
     pub host_commands: Vec<CommandProbe<String>>,
     /// Limit for each exec probe and host command (within the run's deadline).
     pub command_timeout: Duration,
+    /// Ports that do not speak HTTP: no `GET /` and no crawl there.
+    pub not_http: Vec<u16>,
 }
 
 impl Default for ProbePlan {
@@ -66,6 +73,7 @@ impl Default for ProbePlan {
             exec: Vec::new(),
             host_commands: Vec::new(),
             command_timeout: Duration::from_secs(60),
+            not_http: Vec::new(),
         }
     }
 }
@@ -97,42 +105,8 @@ impl ProbePlan {
                 })
                 .collect(),
             command_timeout: self.command_timeout,
+            not_http: self.not_http.clone(),
         }
-    }
-}
-
-/// Waits until every endpoint answers (see [`wait_http_ready`]), or fails
-/// early with [`ProbeError::ContainerExited`] (and the end of its stderr)
-/// when the container exits first: a crashing app should not cost the whole
-/// readiness timeout.
-pub async fn wait_ready_or_exit(
-    engine: &Engine,
-    container_id: &str,
-    endpoints: &[Endpoint],
-    deadline: Instant,
-) -> Result<Vec<Readiness>> {
-    let ready = async {
-        let mut out = Vec::with_capacity(endpoints.len());
-        for ep in endpoints {
-            out.push(wait_http_ready(ep, deadline).await?);
-        }
-        Ok(out)
-    };
-    tokio::pin!(ready);
-    tokio::select! {
-        r = &mut ready => r,
-        exited = engine.wait_exit(container_id, deadline) => match exited? {
-            Some(code) => {
-                const TAIL: usize = 2000;
-                let logs = engine.logs(container_id, 1 << 20).await?;
-                let err = &logs.stderr[logs.stderr.len().saturating_sub(TAIL)..];
-                Err(ProbeError::ContainerExited {
-                    code,
-                    stderr_tail: String::from_utf8_lossy(err).into_owned(),
-                })
-            }
-            None => ready.await,
-        },
     }
 }
 
@@ -152,7 +126,31 @@ pub async fn run_probes(
     if let Some(cfg) = &plan.http {
         let out = match &plan.replay {
             Some(records) => replay_http(&plan.endpoints, records, cfg, deadline).await,
-            None => run_http_probe(&plan.endpoints, &plan.http_requests, cfg, deadline).await,
+            None if plan.not_http.is_empty() => {
+                run_http_probe(&plan.endpoints, &plan.http_requests, cfg, deadline).await
+            }
+            None => {
+                // Root and crawl on the ports that speak HTTP only; the
+                // probe file's requests go where they say.
+                let http: Vec<Endpoint> = plan
+                    .endpoints
+                    .iter()
+                    .filter(|e| !plan.not_http.contains(&e.container_port))
+                    .cloned()
+                    .collect();
+                let mut out = run_http_probe(&http, &[], cfg, deadline).await;
+                let file_only = HttpProbeConfig {
+                    root: false,
+                    crawl: false,
+                    ..cfg.clone()
+                };
+                let more =
+                    run_http_probe(&plan.endpoints, &plan.http_requests, &file_only, deadline)
+                        .await;
+                out.records.extend(more.records);
+                out.notes.extend(more.notes);
+                out
+            }
         };
         report.http = out.records;
         report.notes.extend(out.notes);

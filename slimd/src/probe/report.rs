@@ -167,14 +167,22 @@ impl ProbeReport {
             if let Some(err) = &e.error {
                 out.push(format!("exec {:?}: {err}", e.cmd.join(" ")));
             } else if e.timed_out {
-                out.push(format!("exec {:?}: timed out", e.cmd.join(" ")));
+                out.push(format!(
+                    "exec probe {:?} timed out after {:.0} s (its deadline; see --command-timeout)",
+                    e.cmd.join(" "),
+                    e.elapsed_ms as f64 / 1000.0
+                ));
             }
         }
         for h in &self.host_commands {
             if let Some(err) = &h.error {
                 out.push(format!("host command {:?}: {err}", h.cmd));
             } else if h.timed_out {
-                out.push(format!("host command {:?}: timed out", h.cmd));
+                out.push(format!(
+                    "host command {:?} timed out after {:.0} s (its deadline; see --command-timeout)",
+                    h.cmd,
+                    h.elapsed_ms as f64 / 1000.0
+                ));
             }
         }
         out

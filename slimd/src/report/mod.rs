@@ -39,15 +39,92 @@ pub struct KeptFile {
     pub reasons: Vec<KeepReason>,
 }
 
+/// What verify concluded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyOutcome {
+    /// Probes that succeeded on the original gave the same results on the
+    /// slim image, and every check around them held.
+    Passed,
+    /// The slim image behaved differently (see `mismatches`).
+    Failed,
+    /// Nothing could be compared: no probe succeeded on the original, or
+    /// verify was off. The image is built but nothing proves it works.
+    #[default]
+    Unverified,
+}
+
+impl VerifyOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            VerifyOutcome::Passed => "passed",
+            VerifyOutcome::Failed => "failed",
+            VerifyOutcome::Unverified => "unverified",
+        }
+    }
+}
+
 /// The slim image compared with the original.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyResult {
+    pub outcome: VerifyOutcome,
+    /// `outcome == passed` (kept for scripts that read it).
     pub passed: bool,
+    /// Why the outcome is unverified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unverified: Option<String>,
     pub mismatches: Vec<String>,
+    /// Probes that failed on the original already: not evidence either way.
+    pub problems: Vec<String>,
+    /// Probes that succeeded on the original and agreed on the slim image.
+    pub compared: Vec<String>,
+    /// TCP ports each side listened on (servers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listening: Option<ListeningCheck>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probe: Option<ProbeReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<RunRecord>,
+}
+
+impl VerifyResult {
+    /// The outcome of a verify run that got this far: failed with any
+    /// mismatch, unverified when nothing agreed, passed otherwise.
+    pub fn conclude(&mut self) {
+        self.outcome = if !self.mismatches.is_empty() {
+            VerifyOutcome::Failed
+        } else if self.compared.is_empty() {
+            if self.unverified.is_none() {
+                self.unverified = Some(if self.problems.is_empty() {
+                    "no probe results to compare (no HTTP answers, no exec probe, no host command, no one-shot run)".into()
+                } else {
+                    format!(
+                        "every probe failed on the original already ({}); nothing proves the slim image works",
+                        self.problems.len()
+                    )
+                });
+            }
+            VerifyOutcome::Unverified
+        } else {
+            VerifyOutcome::Passed
+        };
+        self.passed = self.outcome == VerifyOutcome::Passed;
+    }
+
+    /// An unverified result with its reason (verify off, nothing to run).
+    pub fn unverified(why: impl Into<String>) -> Self {
+        VerifyResult {
+            unverified: Some(why.into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// The ports check of a server's verify.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ListeningCheck {
+    pub original: Vec<u16>,
+    pub slim: Vec<u16>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -67,8 +144,12 @@ pub struct Report {
     pub target_id: Option<String>,
     pub started: u64,
     pub finished: u64,
-    /// `succeeded` or `failed` / `cancelled`.
+    /// `succeeded`, `unverified` (a build whose slim image nothing could
+    /// verify), `failed` or `cancelled`.
     pub state: String,
+    /// The user turned verify off (`--verify=false`): an unverified image
+    /// was asked for, so it is not an error.
+    pub unverified_accepted: bool,
     pub failure: Option<ApiError>,
     pub sizes: Option<Sizes>,
     pub phases: Vec<PhaseTiming>,
@@ -153,8 +234,8 @@ impl Report {
             "listening": self.listening,
             "connections": self.connections,
             "lost_events": self.trace.map(|t| t.lost).unwrap_or(0),
-            "verify": self.verify.as_ref().map(|v| json!({"passed": v.passed, "mismatches": v.mismatches})),
-            "verify_seccomp": self.verify_seccomp.as_ref().map(|v| json!({"passed": v.passed, "mismatches": v.mismatches})),
+            "verify": self.verify.as_ref().map(|v| verify_summary(v, self.unverified_accepted)),
+            "verify_seccomp": self.verify_seccomp.as_ref().map(|v| verify_summary(v, self.unverified_accepted)),
             "seccomp_allowed": self.seccomp.as_ref().map(|s| s.allowed.len()),
             "probe_requests": self.probe.as_ref().map(|p| p.http.len()).unwrap_or(0),
             "phases": self.phases,
@@ -164,6 +245,18 @@ impl Report {
             "report": report_path,
         })
     }
+}
+
+fn verify_summary(v: &VerifyResult, accepted: bool) -> Value {
+    json!({
+        "outcome": v.outcome,
+        "passed": v.passed,
+        "unverified": v.unverified,
+        "accepted": accepted,
+        "mismatches": v.mismatches,
+        "problems": v.problems,
+        "compared": v.compared.len(),
+    })
 }
 
 /// Signs that the probes missed code paths: a web app that loaded under
@@ -310,20 +403,12 @@ pub fn render_summary(s: &Value) -> String {
             out.push_str(&format!("  {label:<9} {}\n", items.join(", ")));
         }
     }
-    match &s["verify"] {
-        Value::Null => out.push_str("  verify    not run\n"),
-        v if v["passed"].as_bool() == Some(true) => out.push_str("  verify    passed\n"),
-        v => {
-            out.push_str("  verify    FAILED\n");
-            for m in v["mismatches"].as_array().into_iter().flatten() {
-                out.push_str(&format!("            - {}\n", m.as_str().unwrap_or("")));
-            }
-        }
-    }
+    out.push_str(&render_verify(&s["verify"]));
     if let Some(n) = s["seccomp_allowed"].as_u64() {
-        let under = match s["verify_seccomp"]["passed"].as_bool() {
-            Some(true) => ", verified: the slim image passes its probes under it",
-            Some(false) => ", FAILED verify under it",
+        let under = match s["verify_seccomp"]["outcome"].as_str() {
+            Some("passed") => ", verified: the slim image passes its probes under it",
+            Some("failed") => ", FAILED verify under it",
+            Some(_) => ", not verified under it (nothing to compare)",
             None => "",
         };
         out.push_str(&format!("  seccomp   {n} syscalls allowed{under}\n"));
@@ -373,6 +458,53 @@ pub fn render_summary(s: &Value) -> String {
     }
     if let Some(r) = s["report"].as_str() {
         out.push_str(&format!("  report    {r}\n"));
+    }
+    out
+}
+
+/// The verify lines of a summary: the outcome, what was compared, and
+/// every mismatch or probe problem.
+fn render_verify(v: &Value) -> String {
+    let mut out = String::new();
+    let list = |out: &mut String, key: &str| {
+        for m in v[key].as_array().into_iter().flatten() {
+            out.push_str(&format!("            - {}\n", m.as_str().unwrap_or("")));
+        }
+    };
+    // Reports written before outcomes existed carry only `passed`.
+    let outcome = v["outcome"].as_str().or(match v["passed"].as_bool() {
+        Some(true) => Some("passed"),
+        Some(false) => Some("failed"),
+        None => None,
+    });
+    match outcome {
+        None => out.push_str("  verify    not run\n"),
+        Some("passed") => {
+            let n = v["compared"].as_u64().unwrap_or(0);
+            out.push_str(&format!(
+                "  verify    passed ({n} probe result{} the same as the original)\n",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        Some("failed") => {
+            out.push_str("  verify    FAILED\n");
+            list(&mut out, "mismatches");
+        }
+        Some(_) => {
+            out.push_str(&format!(
+                "  verify    UNVERIFIED: {}\n",
+                v["unverified"].as_str().unwrap_or("nothing was compared")
+            ));
+            if v["accepted"].as_bool() != Some(true) {
+                out.push_str(
+                    "            nothing proves the slim image does the job: add --exec-probe, --probe-cmd or --http-probe-file requests that succeed on the original\n",
+                );
+            }
+        }
+    }
+    if v["problems"].as_array().is_some_and(|p| !p.is_empty()) {
+        out.push_str("  probes    failed on the original already (not compared):\n");
+        list(&mut out, "problems");
     }
     out
 }
@@ -622,7 +754,7 @@ mod tests {
             "sizes": {"original_bytes": 100_000_000u64, "slim_bytes": 10_000_000u64, "reduction_percent": 90.0,
                       "original_files": 1000, "slim_files": 50, "removed_files": 950},
             "kept_paths": 50, "execs": 2, "probe_requests": 3,
-            "verify": {"passed": false, "mismatches": ["GET / on 80: status 200 -> 404"]},
+            "verify": {"outcome": "failed", "passed": false, "mismatches": ["GET / on 80: status 200 -> 404"]},
             "lost_events": 7, "report": "/x/report.json"
         });
         let text = render_summary(&s);
@@ -630,6 +762,42 @@ mod tests {
         assert!(text.contains("verify    FAILED"));
         assert!(text.contains("status 200 -> 404"));
         assert!(text.contains("7 trace events were LOST"));
+    }
+
+    #[test]
+    fn verify_outcomes_read_distinctly() {
+        let text = render_verify(&json!({"outcome": "passed", "compared": 3}));
+        assert_eq!(
+            text,
+            "  verify    passed (3 probe results the same as the original)\n"
+        );
+        let text = render_verify(&json!({
+            "outcome": "unverified", "unverified": "no probe results to compare",
+            "accepted": false, "problems": ["exec probe \"false\": failed on the original too (exit code 1); not compared"]
+        }));
+        assert!(
+            text.contains("UNVERIFIED: no probe results to compare"),
+            "{text}"
+        );
+        assert!(text.contains("nothing proves the slim image"), "{text}");
+        assert!(text.contains("failed on the original already"), "{text}");
+        let text = render_verify(
+            &json!({"outcome": "unverified", "accepted": true, "unverified": "turned off"}),
+        );
+        assert!(!text.contains("nothing proves"), "{text}");
+        assert_eq!(render_verify(&json!(null)), "  verify    not run\n");
+        assert!(render_verify(&json!({"passed": true})).contains("passed"));
+
+        let mut v = VerifyResult::default();
+        v.conclude();
+        assert_eq!(v.outcome, VerifyOutcome::Unverified);
+        v.compared.push("GET / on 80".into());
+        v.unverified = None;
+        v.conclude();
+        assert!(v.passed);
+        v.mismatches.push("x".into());
+        v.conclude();
+        assert_eq!(v.outcome, VerifyOutcome::Failed);
     }
 
     #[test]

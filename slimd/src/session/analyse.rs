@@ -7,9 +7,9 @@ use std::{collections::BTreeSet, path::Path, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
-use super::{artifacts::Hardening, run::SessionError, write_json};
+use super::{artifacts::Hardening, error::SessionError, write_json};
 use crate::{
-    api::types::{FailureKind, KeepOptions},
+    api::types::KeepOptions,
     engine::Engine,
     image::{EntryKind, Image, ResolveOptions},
     report::{KeptFile, Report, Sizes},
@@ -61,16 +61,14 @@ pub async fn analyse(
     let image = Arc::new(
         super::export_image(engine, image_id, scratch)
             .await
-            .map_err(SessionError::internal)?,
+            .map_err(SessionError::Export)?,
     );
     let workdir = workdir_override.or_else(|| image.config.config.working_dir.clone());
     let obs = match seen {
         Seen::Saved(o) => o,
         Seen::Events(events) => {
             let image = image.clone();
-            tokio::task::spawn_blocking(move || observe(&image, &events))
-                .await
-                .map_err(|e| SessionError::internal(e.to_string()))?
+            tokio::task::spawn_blocking(move || observe(&image, &events)).await?
         }
     };
     report.execs = obs.execs.clone();
@@ -89,9 +87,8 @@ pub async fn analyse(
             })
             .map(|k| (k, obs))
         })
-        .await
-        .map_err(|e| SessionError::internal(e.to_string()))?
-        .map_err(|e| SessionError::new(FailureKind::Usage, e))?
+        .await?
+        .map_err(SessionError::KeepFlag)?
     };
     fill_keep_report(report, &image, &keep);
     let hardening = super::artifacts::write(dir, image_ref, syscalls, &obs, Some(&keep));
@@ -118,18 +115,11 @@ pub async fn analyse(
 /// Reads a finished session's saved profile.
 pub fn load_profile(dir: &Path) -> Result<SavedProfile, SessionError> {
     let path = dir.join(PROFILE_FILE);
-    let bytes = std::fs::read(&path).map_err(|e| {
-        SessionError::new(
-            FailureKind::Usage,
-            format!(
-                "no saved profile at {} ({e}): --from-profile takes the id of a finished build, profile or watch session",
-                path.display()
-            ),
-        )
+    let bytes = std::fs::read(&path).map_err(|source| SessionError::NoProfile {
+        path: path.clone(),
+        source,
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        SessionError::internal(format!("{} is not a saved profile: {e}", path.display()))
-    })
+    serde_json::from_slice(&bytes).map_err(|source| SessionError::BadProfile { path, source })
 }
 
 /// Replays the events with the image at hand (so a chdir through a symlink

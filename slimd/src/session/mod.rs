@@ -12,8 +12,15 @@
 pub mod analyse;
 pub mod artifacts;
 pub mod cleanup;
+mod collect;
+mod container;
+mod ctx;
+pub mod error;
 mod run;
+mod verify;
 pub mod watcher;
+
+pub use error::SessionError;
 
 use std::{
     collections::HashMap,

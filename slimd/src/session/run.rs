@@ -1,138 +1,47 @@
 //! One session, phase by phase: inspect, start, probe, collect, assemble,
-//! load, verify, report. Whatever happens — success, failure, cancellation —
-//! the session's containers, cgroup and scratch directory are removed at the
-//! end, and a report is written.
+//! load, verify, report. Each phase is one function over the state the
+//! earlier ones left ([`Inspected`], [`Started`], [`Original`]). Whatever
+//! happens — success, failure, cancellation — the session's containers,
+//! cgroups and scratch directory are removed at the end, and a report is
+//! written.
 
 use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-    sync::{Arc, Mutex},
+    path::Path,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
-use super::{Daemon, LABEL_INSTANCE, LABEL_SESSION, SessionHandle, unix_now, write_json};
-use crate::{
-    api::types::{
-        ApiError, ContinueAfter, FailureKind, Phase, Progress, SessionKind, SessionRequest,
-    },
-    engine::{ContainerSpec, Engine, EngineError, ImageInfo},
-    image::{ImageWriter, WriteOptions},
-    probe::{
-        self, CommandProbe, Endpoint, HttpProbeConfig, ProbeError, ProbePlan, ProbeReport,
-        RunRecord,
-    },
-    report::{PhaseTiming, Report, VerifyResult},
-    tracer::{TraceEvent, TraceSession},
+use super::{
+    Daemon, SessionHandle,
+    analyse::{Analysis, Seen},
+    collect::Collector,
+    container::{self, Stopped},
+    ctx::{Ctx, Resources},
+    error::{Result, SessionError},
+    unix_now,
+    verify::{Original, verify_slim},
+    write_json,
 };
-
-/// Why a session stopped early.
-#[derive(Debug)]
-pub struct SessionError {
-    pub kind: FailureKind,
-    pub message: String,
-}
-
-impl SessionError {
-    pub(super) fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-    pub(super) fn internal(message: impl Into<String>) -> Self {
-        Self::new(FailureKind::Internal, message)
-    }
-    fn app(message: impl Into<String>) -> Self {
-        Self::new(FailureKind::App, message)
-    }
-}
-
-impl From<EngineError> for SessionError {
-    fn from(e: EngineError) -> Self {
-        let kind = match e {
-            EngineError::ImageNotFound(_) => FailureKind::ImageNotFound,
-            _ => FailureKind::Internal,
-        };
-        Self::new(kind, e.to_string())
-    }
-}
-
-type Result<T> = std::result::Result<T, SessionError>;
-
-/// What must be removed when the session ends, however it ends.
-#[derive(Default)]
-struct Resources {
-    containers: Mutex<Vec<String>>,
-    trace: Mutex<Option<Arc<TraceSession>>>,
-}
-
-/// Everything the phases share.
-struct Ctx<'a> {
-    daemon: &'a Arc<Daemon>,
-    handle: &'a SessionHandle,
-    req: &'a SessionRequest,
-    res: &'a Resources,
-    engine: Engine,
-    scratch: PathBuf,
-    report: Report,
-    phase_start: Option<(Phase, Instant)>,
-}
-
-impl Ctx<'_> {
-    fn begin(&mut self, phase: Phase) {
-        self.handle.emit(Progress::PhaseStarted { phase });
-        self.phase_start = Some((phase, Instant::now()));
-    }
-
-    fn done(&mut self, detail: Option<String>) {
-        if let Some((phase, t)) = self.phase_start.take() {
-            let ms = t.elapsed().as_millis() as u64;
-            self.report.phases.push(PhaseTiming { phase, ms });
-            self.handle.emit(Progress::PhaseDone { phase, ms, detail });
-        }
-    }
-
-    fn skip(&mut self, phase: Phase, why: &str) {
-        self.handle.emit(Progress::PhaseSkipped {
-            phase,
-            why: why.into(),
-        });
-    }
-
-    fn warn(&mut self, message: String) {
-        tracing::warn!("{message}");
-        self.handle.emit(Progress::Warning {
-            message: message.clone(),
-        });
-        self.report.warnings.push(message);
-    }
-
-    fn note(&self, message: String) {
-        self.handle.emit(Progress::Note { message });
-    }
-
-    fn labels(&self, role: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (LABEL_SESSION.to_string(), self.handle.id.clone()),
-            (
-                LABEL_INSTANCE.to_string(),
-                self.daemon.config.cgroup_root.clone(),
-            ),
-            ("slimd.role".to_string(), role.to_string()),
-        ])
-    }
-}
+use crate::{
+    api::types::{ApiError, ContinueAfter, Phase, Progress, SessionKind, SessionRequest},
+    engine::ImageInfo,
+    image::{ImageWriter, WriteOptions},
+    probe::{self, CommandProbe, Endpoint, HttpCheck, HttpProbeConfig, ProbePlan},
+    report::{PhaseTiming, VerifyOutcome, VerifyResult},
+    tracer::TraceSession,
+};
 
 /// Runs a session to its end; never panics the daemon, always cleans up.
 pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: SessionRequest) {
     let dir = daemon.session_dir(&handle.id);
     let scratch = daemon.scratch_dir(&handle.id);
     let res = Resources::default();
-    let mut report = Report {
+    let mut report = crate::report::Report {
         id: handle.id.clone(),
         kind: req.kind,
         image: req.image.clone(),
         started: unix_now(),
+        unverified_accepted: req.verify == Some(false),
         ..Default::default()
     };
     let prepared = std::fs::create_dir_all(&dir)
@@ -140,12 +49,12 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
         .and_then(|()| write_json(&dir.join("request.json"), &req))
         .and_then(|()| write_json(&dir.join("session.json"), &handle.info()));
     let outcome = match prepared {
-        Err(e) => Err(SessionError::internal(format!(
-            "cannot prepare {}: {e}",
-            dir.display()
-        ))),
+        Err(source) => Err(SessionError::Prepare {
+            path: dir.clone(),
+            source,
+        }),
         Ok(()) => match daemon.engine().await {
-            Err(e) => Err(SessionError::internal(e.to_string())),
+            Err(e) => Err(SessionError::Engine(e)),
             Ok(engine) => {
                 let mut ctx = Ctx {
                     daemon: &daemon,
@@ -159,10 +68,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
                 };
                 let r = tokio::select! {
                     r = flow(&mut ctx) => r,
-                    _ = handle.cancel.cancelled() => Err(SessionError::new(
-                        FailureKind::Cancelled,
-                        "session cancelled (the client went away or asked)",
-                    )),
+                    _ = handle.cancel.cancelled() => Err(SessionError::Cancelled),
                 };
                 report = ctx.report;
                 if let Some((phase, t)) = ctx.phase_start {
@@ -185,21 +91,30 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
     info.target = report.target.clone();
     match &outcome {
         Ok(()) => {
-            report.state = "succeeded".into();
-            info.state = "succeeded".into();
+            let unverified = req.kind == SessionKind::Build
+                && report
+                    .verify
+                    .as_ref()
+                    .is_none_or(|v| v.outcome == VerifyOutcome::Unverified);
+            report.state = if unverified {
+                "unverified".into()
+            } else {
+                "succeeded".into()
+            };
+            info.state = report.state.clone();
         }
         Err(e) => {
-            report.state = if e.kind == FailureKind::Cancelled {
+            report.state = if matches!(e, SessionError::Cancelled) {
                 "cancelled".into()
             } else {
                 "failed".into()
             };
             report.failure = Some(ApiError {
-                kind: e.kind,
-                message: e.message.clone(),
+                kind: e.kind(),
+                message: e.to_string(),
             });
             info.state = report.state.clone();
-            info.message = Some(e.message.clone());
+            info.message = Some(e.to_string());
         }
     }
     if let Err(e) = write_json(&report_path, &report) {
@@ -209,24 +124,24 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
     handle.set_info(info);
     match outcome {
         Ok(()) => {
-            tracing::info!("session succeeded");
+            tracing::info!(state = %report.state, "session finished");
             handle.emit(Progress::Done {
                 summary: report.summary(&report_path.display().to_string()),
             })
         }
         Err(e) => {
-            tracing::warn!(kind = ?e.kind, "session failed: {}", e.message);
+            tracing::warn!(kind = ?e.kind(), "session failed: {e}");
             handle.emit(Progress::Failed {
-                kind: e.kind,
-                message: e.message,
+                kind: e.kind(),
+                message: e.to_string(),
             })
         }
     }
 }
 
-/// Removes the session's containers, untags and removes its cgroup, and
+/// Removes the session's containers, untags and removes its cgroups, and
 /// deletes its scratch directory.
-async fn cleanup(daemon: &Daemon, res: &Resources, scratch: &std::path::Path) {
+async fn cleanup(daemon: &Daemon, res: &Resources, scratch: &Path) {
     let containers: Vec<String> = std::mem::take(&mut *res.containers.lock().unwrap());
     if let Ok(engine) = daemon.engine().await {
         for c in containers {
@@ -237,8 +152,8 @@ async fn cleanup(daemon: &Daemon, res: &Resources, scratch: &std::path::Path) {
             }
         }
     }
-    let trace = res.trace.lock().unwrap().take();
-    if let Some(t) = trace {
+    let traces: Vec<Arc<TraceSession>> = std::mem::take(&mut *res.traces.lock().unwrap());
+    for t in traces {
         let _ = t.finish().await;
         if let Err(e) = t.remove_cgroup() {
             tracing::warn!("{e}");
@@ -267,7 +182,56 @@ fn split_reference(image: &str) -> (&str, &str) {
     }
 }
 
-/// The phases.
+/// What the inspect phase found.
+struct Inspected {
+    info: ImageInfo,
+    target: Option<String>,
+    /// Published container ports (`8080/tcp`).
+    ports: Vec<String>,
+    continue_after: ContinueAfter,
+}
+
+/// The app's container, traced from its first instruction and ready.
+struct Started {
+    container: String,
+    endpoints: Vec<Endpoint>,
+    trace: Arc<TraceSession>,
+    collector: Collector,
+}
+
+/// The phases of a build or profile.
+async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
+    if let Some(id) = ctx.req.from_profile.clone() {
+        return flow_from_profile(ctx, &id).await;
+    }
+    let inspected = inspect(ctx).await?;
+    let started = start(ctx, &inspected).await?;
+    let mut original = probe_app(ctx, &inspected, &started).await?;
+    let (events, syscalls) = collect(ctx, &inspected, started, &mut original).await?;
+    ctx.begin(Phase::Assemble);
+    let analysis = super::analyse::analyse(
+        &ctx.engine,
+        &ctx.daemon.session_dir(&ctx.handle.id),
+        &ctx.scratch.join("image"),
+        &ctx.req.image,
+        &inspected.info.id,
+        Seen::Events(events),
+        &syscalls,
+        &ctx.req.keep,
+        ctx.req.run.workdir.clone(),
+        &mut ctx.report,
+    )
+    .await?;
+    finish_build(
+        ctx,
+        &inspected.info,
+        inspected.target,
+        analysis,
+        Ok(original),
+    )
+    .await
+}
+
 /// Inspects the image and checks the target tag before any work.
 async fn inspect_and_target(
     ctx: &mut Ctx<'_>,
@@ -280,18 +244,10 @@ async fn inspect_and_target(
     let target = if req.kind == SessionKind::Build {
         let t = req.tag.clone().unwrap_or_else(|| default_target(image_ref));
         if info.repo_tags.contains(&t) || t == image_ref {
-            return Err(SessionError::new(
-                FailureKind::Usage,
-                format!("the target tag {t} names the original image: choose another --tag"),
-            ));
+            return Err(SessionError::TargetIsOriginal(t));
         }
         if !req.force && ctx.engine.tag_exists(&t).await? {
-            return Err(SessionError::new(
-                FailureKind::TagExists,
-                format!(
-                    "{t} already exists: pass --force to replace it, or --tag to choose another name"
-                ),
-            ));
+            return Err(SessionError::TagExists(t));
         }
         Some(t)
     } else {
@@ -301,16 +257,277 @@ async fn inspect_and_target(
     Ok((info, target))
 }
 
+/// Phase inspect: the image, its ports, when to stop watching it.
+async fn inspect(ctx: &mut Ctx<'_>) -> Result<Inspected> {
+    ctx.begin(Phase::Inspect);
+    let req = ctx.req;
+    let (info, target) = inspect_and_target(ctx, &req.image).await?;
+    let ports = container::ports_of(&info, req);
+    let continue_after = req
+        .probes
+        .continue_after
+        .clone()
+        .unwrap_or(if ports.is_empty() {
+            ContinueAfter::Exit
+        } else {
+            ContinueAfter::Probes
+        });
+    ctx.done(Some(format!(
+        "{} ({}), ports: {}",
+        req.image,
+        crate::report::bytes(info.size),
+        if ports.is_empty() {
+            "none".into()
+        } else {
+            ports.join(", ")
+        }
+    )));
+    Ok(Inspected {
+        info,
+        target,
+        ports,
+        continue_after,
+    })
+}
+
+/// Phase start: tag a fresh cgroup, start the container in it, and wait
+/// until the app listens on its ports.
+async fn start(ctx: &mut Ctx<'_>, ins: &Inspected) -> Result<Started> {
+    ctx.begin(Phase::Start);
+    let (trace, collector) = ctx.trace(&ctx.handle.id.clone(), true)?;
+    let spec = container::spec(
+        ctx,
+        &ins.info.id,
+        &ins.ports,
+        Some(trace.cgroup.parent.clone()),
+        "trace",
+    );
+    let container = container::create_and_start(ctx, &spec).await?;
+    let endpoints = container::endpoints(ctx, &container, &ins.ports).await?;
+    let mut ready = Vec::new();
+    if !endpoints.is_empty() {
+        let deadline = Instant::now() + Duration::from_secs(ctx.req.probes.ready_timeout_secs);
+        let mut feed = collector.feed();
+        ready = container::wait_ready(ctx, &container, &endpoints, &mut feed, deadline).await?;
+        for r in ready.iter().filter(|r| r.bound.ip().is_loopback()) {
+            ctx.warn(format!(
+                "the app listens on {} only: connections through the published port cannot reach it (make it listen on 0.0.0.0)",
+                r.bound
+            ));
+        }
+    }
+    let detail = if ready.is_empty() {
+        format!("container {}", short_id(&container))
+    } else {
+        format!(
+            "container {}, listening on {}",
+            short_id(&container),
+            ready
+                .iter()
+                .zip(&endpoints)
+                .map(|(r, e)| format!("{} (host port {})", r.bound, e.host_port))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    ctx.done(Some(detail));
+    Ok(Started {
+        container,
+        endpoints,
+        trace,
+        collector,
+    })
+}
+
+fn short_id(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+/// Phase probe: HTTP on the ports that speak it, exec probes, host
+/// commands; or, for a one-shot image, its own run.
+async fn probe_app(ctx: &mut Ctx<'_>, ins: &Inspected, st: &Started) -> Result<Original> {
+    ctx.begin(Phase::Probe);
+    let req = ctx.req;
+    let mut plan = probe_plan(req, st.endpoints.clone())?;
+    if plan.http.as_ref().is_some_and(|h| h.root) {
+        for ep in &st.endpoints {
+            if let HttpCheck::NotHttp { why } = probe::speaks_http(ep, Duration::from_secs(5)).await
+            {
+                ctx.note(format!(
+                    "port {} does not speak HTTP ({why}): not crawled; exec probes and host commands go on",
+                    ep.container_port
+                ));
+                plan.not_http.push(ep.container_port);
+            }
+        }
+    }
+    let crawled = plan.http.as_ref().is_some_and(|h| h.root)
+        && st
+            .endpoints
+            .iter()
+            .any(|e| !plan.not_http.contains(&e.container_port));
+    let exercised = crawled
+        || !plan.http_requests.is_empty()
+        || !plan.exec.is_empty()
+        || !plan.host_commands.is_empty();
+    if !st.endpoints.is_empty() && !exercised {
+        ctx.warn(
+            "nothing exercised the app: no port answered HTTP (or --http-probe=false) and there is no --exec-probe, --probe-cmd or --http-probe-file; only its start-up was traced, so the slim image may lack what its requests need".into(),
+        );
+    }
+    let probe_deadline = Instant::now() + Duration::from_secs(req.probes.probe_timeout_secs);
+    let probe_report =
+        if st.endpoints.is_empty() && plan.exec.is_empty() && plan.host_commands.is_empty() {
+            None
+        } else {
+            Some(probe::run_probes(&ctx.engine, &st.container, &plan, probe_deadline).await)
+        };
+    let run_deadline = Instant::now() + Duration::from_secs(req.probes.run_timeout_secs);
+    let oneshot_run = match &ins.continue_after {
+        ContinueAfter::Probes => None,
+        ContinueAfter::Exit => {
+            let run = probe::record_oneshot_run(&ctx.engine, &st.container, run_deadline).await?;
+            if run.timed_out {
+                ctx.warn(format!(
+                    "the container did not exit within {} s; stopping it",
+                    req.probes.run_timeout_secs
+                ));
+            }
+            Some(run)
+        }
+        ContinueAfter::Timeout(n) => {
+            let _ = ctx
+                .engine
+                .wait_exit(&st.container, Instant::now() + Duration::from_secs(*n))
+                .await?;
+            None
+        }
+        ContinueAfter::Signal => {
+            ctx.note(
+                "waiting for the continue signal (press Enter in slim, or send it SIGUSR1)".into(),
+            );
+            tokio::select! {
+                _ = ctx.handle.continue_signal.notified() => {}
+                r = ctx.engine.wait_exit(&st.container, run_deadline) => { r?; }
+            }
+            None
+        }
+    };
+    if let Some(run) = &oneshot_run
+        && let Some(code) = run.exit_code
+        && code != 0
+        && st.endpoints.is_empty()
+    {
+        return Err(SessionError::AppFailed {
+            code,
+            engine_error: run.error.clone(),
+            stderr: run.stderr.text.clone(),
+        });
+    }
+    // A server should still run once its probes are done.
+    let alive_after_probes = if !st.endpoints.is_empty()
+        && ins.continue_after == ContinueAfter::Probes
+    {
+        let running = ctx
+            .engine
+            .inspect_container(&st.container)
+            .await?
+            .state
+            .running;
+        if !running {
+            ctx.warn(
+                "the container exited during its probes: verify cannot check that the slim image keeps running".into(),
+            );
+        }
+        Some(running)
+    } else {
+        None
+    };
+    let detail = match (&probe_report, &oneshot_run) {
+        (Some(p), _) => {
+            for f in p.failures() {
+                ctx.warn(format!("probe: {f}"));
+            }
+            if !p.http.is_empty() && p.http.iter().all(|h| h.status.is_none()) {
+                return Err(SessionError::NoHttpAnswer {
+                    tried: p.http.len(),
+                    ports: ins.ports.join(", "),
+                });
+            }
+            format!(
+                "{} HTTP requests, {} exec probes, {} host commands",
+                p.http.len(),
+                p.exec.len(),
+                p.host_commands.len()
+            )
+        }
+        (None, Some(run)) => format!(
+            "one-shot run: exit code {}",
+            run.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "none (timeout)".into())
+        ),
+        (None, None) => "no probes".into(),
+    };
+    ctx.report.probe = probe_report.clone();
+    ctx.report.run = oneshot_run.clone();
+    ctx.done(Some(detail));
+    Ok(Original {
+        ports: ins.ports.clone(),
+        plan,
+        probe: probe_report,
+        run: oneshot_run,
+        alive_after_probes,
+        ..Default::default()
+    })
+}
+
+/// Phase collect: stop the app, take its output and the rest of its events.
+async fn collect(
+    ctx: &mut Ctx<'_>,
+    ins: &Inspected,
+    st: Started,
+    original: &mut Original,
+) -> Result<(
+    Vec<crate::tracer::TraceEvent>,
+    std::collections::BTreeSet<u32>,
+)> {
+    ctx.begin(Phase::Collect);
+    let stopped = container::stop(ctx, &st.container, &ins.info).await;
+    original.output = Some(container::output(ctx, &st.container).await);
+    let summary = st.trace.finish().await;
+    let collected = st.collector.finish().await?;
+    original.listening = collected.listen.ports();
+    ctx.report.trace = Some(summary.stats);
+    ctx.report.syscalls = summary.syscalls.iter().map(|n| format!("{n}")).collect();
+    if summary.stats.lost > 0 {
+        ctx.warn(format!(
+            "{} trace events were LOST (ring buffer full, or unreadable: see the daemon log): the slim image may miss files; rerun with a larger ring buffer (slimd --ring-buffer-mb)",
+            summary.stats.lost
+        ));
+    }
+    let stop_note = match stopped {
+        Stopped::KilledAtOnce => {
+            "; its PID 1 has no handler for the stop signal, so it was killed at once"
+        }
+        Stopped::Exited | Stopped::Gracefully => "",
+    };
+    ctx.done(Some(format!(
+        "{} events ({} repeats dropped in the kernel, {} lost){stop_note}",
+        collected.events.len(),
+        summary.stats.deduped,
+        summary.stats.lost
+    )));
+    Ok((collected.events, summary.syscalls))
+}
+
 /// `slim build --from-profile ID`: the observations of an earlier session
 /// (typically a watch-mode profile) instead of a new run.
 async fn flow_from_profile(ctx: &mut Ctx<'_>, profile_id: &str) -> Result<()> {
     let req = ctx.req;
     ctx.begin(Phase::Inspect);
     if !super::valid_id(profile_id) {
-        return Err(SessionError::new(
-            FailureKind::Usage,
-            format!("{profile_id:?} is not a session id (see `slim sessions`)"),
-        ));
+        return Err(SessionError::BadSessionId(profile_id.to_string()));
     }
     let profile = super::analyse::load_profile(&ctx.daemon.session_dir(profile_id))?;
     let image_ref = if req.image.is_empty() {
@@ -341,267 +558,31 @@ async fn flow_from_profile(ctx: &mut Ctx<'_>, profile_id: &str) -> Result<()> {
         &ctx.scratch.join("image"),
         &image_ref,
         &info.id,
-        super::analyse::Seen::Saved(profile.observations),
+        Seen::Saved(profile.observations),
         &profile.syscalls,
         &req.keep,
         req.run.workdir.clone().or(profile.workdir),
         &mut ctx.report,
     )
     .await?;
-    assemble_and_finish(
-        ctx,
-        &info,
-        target,
-        analysis,
-        None,
-        None,
-        Vec::new(),
-        ProbePlan::default(),
-    )
-    .await
-}
-
-/// The phases.
-async fn flow(ctx: &mut Ctx<'_>) -> Result<()> {
-    let req = ctx.req;
-    if let Some(id) = &req.from_profile {
-        return flow_from_profile(ctx, id).await;
-    }
-
-    // --- inspect ---
-    ctx.begin(Phase::Inspect);
-    let (info, target) = inspect_and_target(ctx, &req.image).await?;
-
-    let ports = ports_of(&info, req);
-    let probing = has_probes(req, &ports);
-    let continue_after = req
-        .probes
-        .continue_after
-        .clone()
-        .unwrap_or(if ports.is_empty() {
-            ContinueAfter::Exit
-        } else if probing {
-            ContinueAfter::Probes
-        } else {
-            ContinueAfter::Timeout(10)
-        });
-    if !ports.is_empty() && !probing && req.probes.continue_after.is_none() {
-        ctx.note(
-            "no probes for a server image: watching it for 10 s (see --continue-after)".into(),
-        );
-    }
-    ctx.done(Some(format!(
-        "{} ({}), ports: {}",
-        req.image,
-        crate::report::bytes(info.size),
-        if ports.is_empty() {
-            "none".into()
-        } else {
-            ports.join(", ")
-        }
-    )));
-
-    // --- start ---
-    ctx.begin(Phase::Start);
-    let tracer = ctx
-        .daemon
-        .tracer()
-        .map_err(|e| SessionError::internal(format!("tracing is unavailable: {e}")))?;
-    let mut trace = tracer
-        .start_session(&ctx.daemon.config.cgroup_root, &ctx.handle.id)
-        .map_err(|e| SessionError::internal(e.to_string()))?;
-    let mut events_rx = trace.take_events().expect("fresh trace session");
-    let trace = Arc::new(trace);
-    *ctx.res.trace.lock().unwrap() = Some(trace.clone());
-    // Collect events as they come, so the channel never holds them all.
-    let collector = tokio::spawn(async move {
-        let mut v: Vec<TraceEvent> = Vec::new();
-        while let Some(e) = events_rx.recv().await {
-            v.push(e);
-        }
-        v
-    });
-    let spec = container_spec(
-        ctx,
-        &info.id,
-        &ports,
-        Some(trace.cgroup.parent.clone()),
-        "trace",
+    let unverified = format!(
+        "built from the observations of session {profile_id}: there are no probe results to compare (run `slim build IMAGE` with probes to verify)"
     );
-    let container = create_and_start(ctx, &spec).await?;
-    let endpoints = endpoints_of(ctx, &container, &ports).await?;
-    let ready_deadline = Instant::now() + Duration::from_secs(req.probes.ready_timeout_secs);
-    if !endpoints.is_empty() {
-        wait_ready(ctx, &container, &endpoints, ready_deadline).await?;
-    }
-    ctx.done(Some(format!(
-        "container {}{}",
-        &container[..12.min(container.len())],
-        if endpoints.is_empty() {
-            String::new()
-        } else {
-            format!(
-                ", ready on {}",
-                endpoints
-                    .iter()
-                    .map(|e| format!("{}->{}", e.container_port, e.host_port))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        }
-    )));
-
-    // --- probe ---
-    ctx.begin(Phase::Probe);
-    let plan = probe_plan(req, endpoints.clone())?;
-    let probe_deadline = Instant::now() + Duration::from_secs(req.probes.probe_timeout_secs);
-    let probe_report =
-        if endpoints.is_empty() && plan.exec.is_empty() && plan.host_commands.is_empty() {
-            None
-        } else {
-            Some(probe::run_probes(&ctx.engine, &container, &plan, probe_deadline).await)
-        };
-    let run_deadline = Instant::now() + Duration::from_secs(req.probes.run_timeout_secs);
-    let oneshot_run = match &continue_after {
-        ContinueAfter::Probes => None,
-        ContinueAfter::Exit => {
-            let run = probe::record_oneshot_run(&ctx.engine, &container, run_deadline).await?;
-            if run.timed_out {
-                ctx.warn(format!(
-                    "the container did not exit within {} s; stopping it",
-                    req.probes.run_timeout_secs
-                ));
-            }
-            Some(run)
-        }
-        ContinueAfter::Timeout(n) => {
-            let _ = ctx
-                .engine
-                .wait_exit(&container, Instant::now() + Duration::from_secs(*n))
-                .await?;
-            None
-        }
-        ContinueAfter::Signal => {
-            ctx.note(
-                "waiting for the continue signal (press Enter in slim, or send it SIGUSR1)".into(),
-            );
-            tokio::select! {
-                _ = ctx.handle.continue_signal.notified() => {}
-                r = ctx.engine.wait_exit(&container, run_deadline) => { r?; }
-            }
-            None
-        }
-    };
-    if let Some(run) = &oneshot_run
-        && let Some(code) = run.exit_code
-        && code != 0
-        && endpoints.is_empty()
-    {
-        return Err(SessionError::app(format!(
-            "the container exited with code {code}{}; slimd minifies an app that works: check the image's command (or --entrypoint/--cmd){}",
-            run.error
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default(),
-            tail("stderr", &run.stderr.text)
-        )));
-    }
-    let detail = match (&probe_report, &oneshot_run) {
-        (Some(p), _) => {
-            let failures = p.failures();
-            for f in &failures {
-                ctx.warn(format!("probe: {f}"));
-            }
-            if !p.http.is_empty() && p.http.iter().all(|h| h.status.is_none()) {
-                return Err(SessionError::app(format!(
-                    "no HTTP probe request got an answer ({} tried); the app may not serve HTTP on {}",
-                    p.http.len(),
-                    ports.join(", ")
-                )));
-            }
-            format!(
-                "{} HTTP requests, {} exec probes, {} host commands",
-                p.http.len(),
-                p.exec.len(),
-                p.host_commands.len()
-            )
-        }
-        (None, Some(run)) => format!(
-            "one-shot run: exit code {}",
-            run.exit_code
-                .map(|c| c.to_string())
-                .unwrap_or_else(|| "none (timeout)".into())
-        ),
-        (None, None) => "no probes".into(),
-    };
-    ctx.report.probe = probe_report.clone();
-    ctx.report.run = oneshot_run.clone();
-    ctx.done(Some(detail));
-
-    // --- collect ---
-    ctx.begin(Phase::Collect);
-    stop_container(ctx, &container, &info).await;
-    let summary = trace.finish().await;
-    let events = collector
-        .await
-        .map_err(|e| SessionError::internal(format!("event collector: {e}")))?;
-    ctx.report.trace = Some(summary.stats);
-    ctx.report.syscalls = summary.syscalls.iter().map(|n| format!("{n}")).collect();
-    if summary.stats.lost > 0 {
-        ctx.warn(format!(
-            "{} trace events were LOST (ring buffer full, or unreadable: see the daemon log): the slim image may miss files; rerun with a larger ring buffer (slimd --ring-buffer-mb)",
-            summary.stats.lost
-        ));
-    }
-    ctx.done(Some(format!(
-        "{} events ({} repeats dropped in the kernel, {} lost)",
-        events.len(),
-        summary.stats.deduped,
-        summary.stats.lost
-    )));
-
-    // --- assemble ---
-    ctx.begin(Phase::Assemble);
-    let analysis = super::analyse::analyse(
-        &ctx.engine,
-        &ctx.daemon.session_dir(&ctx.handle.id),
-        &ctx.scratch.join("image"),
-        &req.image,
-        &info.id,
-        super::analyse::Seen::Events(events),
-        &summary.syscalls,
-        &req.keep,
-        req.run.workdir.clone(),
-        &mut ctx.report,
-    )
-    .await?;
-    assemble_and_finish(
-        ctx,
-        &info,
-        target,
-        analysis,
-        probe_report,
-        oneshot_run,
-        ports,
-        plan,
-    )
-    .await
+    finish_build(ctx, &info, target, analysis, Err(unverified)).await
 }
 
-/// Writes, loads and verifies the slim image (the end of every build).
-#[allow(clippy::too_many_arguments)]
-async fn assemble_and_finish(
+/// Writes, loads and verifies the slim image (the end of every build; a
+/// profile ends after the analysis). `original` is what the original run
+/// showed, or why there is nothing to verify against.
+async fn finish_build(
     ctx: &mut Ctx<'_>,
     info: &ImageInfo,
     target: Option<String>,
-    analysis: super::analyse::Analysis,
-    probe_report: Option<ProbeReport>,
-    oneshot_run: Option<RunRecord>,
-    ports: Vec<String>,
-    plan: ProbePlan,
+    analysis: Analysis,
+    original: std::result::Result<Original, String>,
 ) -> Result<()> {
     let req = ctx.req;
-    let super::analyse::Analysis {
+    let Analysis {
         image,
         keep,
         hardening,
@@ -641,15 +622,13 @@ async fn assemble_and_finish(
         opts.labels
             .insert("dev.slimd.source-image".into(), info.id.clone());
         tokio::task::spawn_blocking(move || {
-            let file = std::fs::File::create(&archive)?;
+            let file = std::fs::File::create(&archive).map_err(SessionError::WriteIo)?;
             let out = std::io::BufWriter::with_capacity(1 << 20, file);
             ImageWriter::new(&image, &selection, &opts)
                 .write_docker_archive(out, &scratch)
-                .map_err(std::io::Error::other)
+                .map_err(SessionError::Write)
         })
-        .await
-        .map_err(|e| SessionError::internal(e.to_string()))?
-        .map_err(|e| SessionError::internal(format!("writing the slim image: {e}")))?
+        .await??
     };
     drop(image);
     ctx.done(Some(format!(
@@ -661,10 +640,7 @@ async fn assemble_and_finish(
     // --- load ---
     ctx.begin(Phase::Load);
     if !req.force && ctx.engine.tag_exists(&target).await? {
-        return Err(SessionError::new(
-            FailureKind::TagExists,
-            format!("{target} appeared while building: pass --force to replace it"),
-        ));
+        return Err(SessionError::TagAppeared(target));
     }
     ctx.engine.load_image_file(&archive).await?;
     let slim_info = ctx.engine.inspect_image(&target).await?;
@@ -684,203 +660,103 @@ async fn assemble_and_finish(
         crate::report::bytes(slim_info.size)
     )));
 
-    // --- verify ---
-    let verify = req
-        .verify
-        .unwrap_or(probe_report.is_some() || oneshot_run.is_some());
-    if !verify {
-        ctx.skip(Phase::Verify, "turned off (or nothing to compare)");
+    verify(ctx, &target, &slim_info, &original, &hardening).await
+}
+
+/// Phase verify: plain, then (if asked) under the generated seccomp profile.
+async fn verify(
+    ctx: &mut Ctx<'_>,
+    target: &str,
+    slim_info: &ImageInfo,
+    original: &std::result::Result<Original, String>,
+    hardening: &super::artifacts::Hardening,
+) -> Result<()> {
+    let req = ctx.req;
+    if req.verify == Some(false) {
+        ctx.report.verify = Some(VerifyResult::unverified("turned off with --verify=false"));
+        ctx.skip(
+            Phase::Verify,
+            "turned off with --verify=false: nothing checks that the slim image works",
+        );
         return Ok(());
     }
+    let original = match original {
+        Ok(o) => o,
+        Err(why) => {
+            ctx.report.verify = Some(VerifyResult::unverified(why.clone()));
+            ctx.skip(Phase::Verify, &format!("UNVERIFIED: {why}"));
+            ctx.warn(format!(
+                "the slim image {target} is UNVERIFIED: {why}; nothing proves it does the job"
+            ));
+            return Ok(());
+        }
+    };
     ctx.begin(Phase::Verify);
-    // Plain, then (if asked) under the generated seccomp profile.
-    let mut runs = vec![(Vec::new(), "")];
+    let mut runs = vec![(Vec::new(), "", "verify")];
     if req.verify_seccomp {
         let Some(profile) = hardening.seccomp_json.as_deref() else {
-            return Err(SessionError::internal("no seccomp profile to verify with"));
+            return Err(SessionError::NoSeccompProfile);
         };
         runs.push((
             vec![format!("seccomp={profile}")],
             " under the generated seccomp profile",
+            "verify-seccomp",
         ));
     }
-    for (security_opts, under) in runs {
-        let seccomp = !security_opts.is_empty();
-        let result = verify_slim(
-            ctx,
-            &slim_info,
-            &ports,
-            &plan,
-            probe_report.as_ref(),
-            oneshot_run.as_ref(),
-            security_opts,
-        )
-        .await?;
+    for (security_opts, under, role) in runs {
+        let result = verify_slim(ctx, slim_info, original, security_opts, role).await?;
+        let outcome = result.outcome;
         let mismatches = result.mismatches.clone();
-        if seccomp {
-            ctx.report.verify_seccomp = Some(result);
-        } else {
+        if role == "verify" {
             ctx.report.verify = Some(result);
+        } else {
+            ctx.report.verify_seccomp = Some(result);
         }
-        if !mismatches.is_empty() {
+        if outcome == VerifyOutcome::Failed {
             ctx.done(Some(format!("FAILED{under}")));
-            return Err(SessionError::new(
-                FailureKind::Verify,
-                format!(
-                    "the slim image {target} does not behave like the original{under}:\n  - {}\n(it stays loaded for inspection; remove it with `docker rmi {target}`; keep more with --include-path/--include-bin)",
-                    mismatches.join("\n  - ")
-                ),
-            ));
+            return Err(SessionError::Verify {
+                target: target.to_string(),
+                under,
+                mismatches,
+            });
         }
     }
-    ctx.done(Some(if req.verify_seccomp {
-        "same results as the original, also under the generated seccomp profile".into()
-    } else {
-        "same results as the original".into()
-    }));
+    let v = ctx.report.verify.clone().unwrap_or_default();
+    if v.outcome == VerifyOutcome::Unverified {
+        let why = v.unverified.unwrap_or_default();
+        ctx.done(Some(format!("UNVERIFIED: {why}")));
+        ctx.warn(format!(
+            "the slim image {target} is UNVERIFIED: {why}; nothing proves it does the job"
+        ));
+        return Ok(());
+    }
+    ctx.done(Some(format!(
+        "same results as the original ({} probe result{}){}",
+        v.compared.len(),
+        if v.compared.len() == 1 { "" } else { "s" },
+        if req.verify_seccomp {
+            ", also under the generated seccomp profile"
+        } else {
+            ""
+        }
+    )));
     Ok(())
 }
 
-fn tail(label: &str, text: &str) -> String {
-    let t = text.trim();
-    if t.is_empty() {
-        return String::new();
-    }
-    let start = t.len().saturating_sub(1500);
-    let start = (start..t.len())
-        .find(|i| t.is_char_boundary(*i))
-        .unwrap_or(t.len());
-    format!("\n{label}:\n{}", &t[start..])
-}
-
-/// Ports to publish: the image's EXPOSE plus `--expose`.
-fn ports_of(info: &ImageInfo, req: &SessionRequest) -> Vec<String> {
-    let mut ports: Vec<String> = info
-        .config
-        .exposed_ports
-        .iter()
-        .chain(req.run.expose.iter())
-        .filter_map(|p| crate::engine::normalize_port(p).ok())
-        .collect();
-    ports.sort();
-    ports.dedup();
-    ports
-}
-
-fn has_probes(req: &SessionRequest, ports: &[String]) -> bool {
-    (req.probes.http_probe && !ports.is_empty())
-        || req.probes.http_probe_file.is_some()
-        || !req.probes.exec_probes.is_empty()
-        || !req.probes.probe_cmds.is_empty()
-}
-
-fn container_spec(
-    ctx: &Ctx<'_>,
-    image_id: &str,
-    ports: &[String],
-    cgroup_parent: Option<String>,
-    role: &str,
-) -> ContainerSpec {
-    let run = &ctx.req.run;
-    ContainerSpec {
-        image: image_id.to_string(),
-        name: Some(format!("slimd-{}-{role}", ctx.handle.id)),
-        labels: ctx.labels(role),
-        entrypoint: run.entrypoint.clone(),
-        cmd: run.cmd.clone(),
-        env: run.env.clone(),
-        workdir: run.workdir.clone(),
-        user: run.user.clone(),
-        mounts: run.mounts.clone(),
-        cgroup_parent,
-        publish: ports.to_vec(),
-        network_mode: run.network.clone(),
-        ..Default::default()
-    }
-}
-
-async fn create_and_start(ctx: &mut Ctx<'_>, spec: &ContainerSpec) -> Result<String> {
-    let id = ctx.engine.create_container(spec).await?;
-    ctx.res.containers.lock().unwrap().push(id.clone());
-    if let Err(e) = ctx.engine.start(&id).await {
-        return Err(SessionError::app(format!(
-            "the container did not start: {e} (check the image's entrypoint/cmd, or --entrypoint/--cmd)"
-        )));
-    }
-    Ok(id)
-}
-
-async fn endpoints_of(ctx: &Ctx<'_>, container: &str, ports: &[String]) -> Result<Vec<Endpoint>> {
-    if ports.is_empty() {
-        return Ok(Vec::new());
-    }
-    // Published host ports appear once the container runs.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let c = ctx.engine.inspect_container(container).await?;
-        let eps: Vec<Endpoint> = ports
-            .iter()
-            .filter_map(|p| {
-                let cp = crate::engine::port_number(p)?;
-                c.host_port(p).map(|hp| Endpoint::new("127.0.0.1", hp, cp))
-            })
-            .collect();
-        if eps.len() == ports.len() {
-            return Ok(eps);
-        }
-        if !c.state.running {
-            let logs = ctx
-                .engine
-                .logs(container, 1 << 16)
-                .await
-                .unwrap_or_default();
-            return Err(SessionError::app(format!(
-                "the container exited with code {} before its ports were published{}",
-                c.state.exit_code.unwrap_or(-1),
-                tail("stderr", &String::from_utf8_lossy(&logs.stderr))
-            )));
-        }
-        if Instant::now() > deadline {
-            return Err(SessionError::internal(format!(
-                "the engine did not publish ports {} within 10 s",
-                ports.join(", ")
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn wait_ready(
-    ctx: &Ctx<'_>,
-    container: &str,
-    endpoints: &[Endpoint],
-    deadline: Instant,
-) -> Result<()> {
-    match probe::wait_ready_or_exit(&ctx.engine, container, endpoints, deadline).await {
-        Ok(_) => Ok(()),
-        Err(ProbeError::ContainerExited { code, stderr_tail }) => Err(SessionError::app(format!(
-            "the container exited with code {code} before it answered on its ports{}",
-            tail("stderr", &stderr_tail)
-        ))),
-        Err(e) => Err(SessionError::app(format!(
-            "{e} (wait longer with --ready-timeout, or publish the right port with --expose)"
-        ))),
-    }
-}
-
+/// The probes a request asks for, against `endpoints`.
 fn probe_plan(req: &SessionRequest, endpoints: Vec<Endpoint>) -> Result<ProbePlan> {
+    let probe_flag = |flag: String| move |source| SessionError::ProbeFlag { flag, source };
     let mut plan = ProbePlan {
         endpoints: endpoints.clone(),
         http: (req.probes.http_probe && !endpoints.is_empty()).then(HttpProbeConfig::default),
+        command_timeout: Duration::from_secs(req.probes.command_timeout_secs),
         ..Default::default()
     };
     if let Some(text) = &req.probes.http_probe_file {
-        let file = probe::ProbeFile::parse(text).map_err(|e| {
-            SessionError::new(FailureKind::Usage, format!("--http-probe-file: {e}"))
-        })?;
-        plan.http_requests = file.resolve(&endpoints).map_err(|e| {
-            SessionError::new(FailureKind::Usage, format!("--http-probe-file: {e}"))
-        })?;
+        let file = probe::ProbeFile::parse(text).map_err(SessionError::ProbeFileInvalid)?;
+        plan.http_requests = file
+            .resolve(&endpoints)
+            .map_err(probe_flag("--http-probe-file".into()))?;
         if plan.http.is_none() {
             // Probe-file requests without the crawl.
             plan.http = Some(HttpProbeConfig {
@@ -891,9 +767,8 @@ fn probe_plan(req: &SessionRequest, endpoints: Vec<Endpoint>) -> Result<ProbePla
         }
     }
     for c in &req.probes.exec_probes {
-        let cmd = probe::split_command_line(c).map_err(|e| {
-            SessionError::new(FailureKind::Usage, format!("--exec-probe {c:?}: {e}"))
-        })?;
+        let cmd =
+            probe::split_command_line(c).map_err(probe_flag(format!("--exec-probe {c:?}")))?;
         plan.exec.push(CommandProbe {
             cmd,
             ignore_output: false,
@@ -906,99 +781,6 @@ fn probe_plan(req: &SessionRequest, endpoints: Vec<Endpoint>) -> Result<ProbePla
         });
     }
     Ok(plan)
-}
-
-/// Stops the app with its stop signal and a grace period.
-async fn stop_container(ctx: &Ctx<'_>, container: &str, info: &ImageInfo) {
-    let signal = info.config.stop_signal.as_deref();
-    if let Err(e) = ctx
-        .engine
-        .stop(container, signal, Duration::from_secs(10))
-        .await
-    {
-        tracing::warn!("stopping {container}: {e}");
-    }
-    let _ = ctx
-        .engine
-        .wait_exit(container, Instant::now() + Duration::from_secs(15))
-        .await;
-}
-
-/// Runs the slim image the same way and compares.
-async fn verify_slim(
-    ctx: &mut Ctx<'_>,
-    slim: &ImageInfo,
-    ports: &[String],
-    plan: &ProbePlan,
-    original: Option<&ProbeReport>,
-    original_run: Option<&RunRecord>,
-    security_opts: Vec<String>,
-) -> Result<VerifyResult> {
-    let role = if security_opts.is_empty() {
-        "verify"
-    } else {
-        "verify-seccomp"
-    };
-    let mut spec = container_spec(ctx, &slim.id, ports, None, role);
-    spec.security_opts = security_opts;
-    let container = match create_and_start(ctx, &spec).await {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(VerifyResult {
-                passed: false,
-                mismatches: vec![format!("the slim image does not start: {}", e.message)],
-                ..Default::default()
-            });
-        }
-    };
-    let endpoints = match endpoints_of(ctx, &container, ports).await {
-        Ok(e) => e,
-        Err(e) => {
-            return Ok(VerifyResult {
-                passed: false,
-                mismatches: vec![e.message],
-                ..Default::default()
-            });
-        }
-    };
-    let req = ctx.req;
-    let mut result = VerifyResult::default();
-    if !endpoints.is_empty() {
-        let deadline = Instant::now() + Duration::from_secs(req.probes.ready_timeout_secs);
-        if let Err(e) = wait_ready(ctx, &container, &endpoints, deadline).await {
-            result
-                .mismatches
-                .push(format!("the slim image never got ready: {}", e.message));
-            return Ok(result);
-        }
-    }
-    if let Some(orig) = original {
-        let replay = plan.replay_of(orig, endpoints);
-        let deadline = Instant::now() + Duration::from_secs(req.probes.probe_timeout_secs);
-        let slim_report = probe::run_probes(&ctx.engine, &container, &replay, deadline).await;
-        result.mismatches.extend(
-            probe::compare(orig, &slim_report)
-                .iter()
-                .map(|m| m.to_string()),
-        );
-        result.probe = Some(slim_report);
-    }
-    if let Some(orig_run) = original_run {
-        let deadline = Instant::now() + Duration::from_secs(req.probes.run_timeout_secs);
-        let run = probe::record_oneshot_run(&ctx.engine, &container, deadline).await?;
-        result.mismatches.extend(
-            probe::compare_runs(orig_run, &run)
-                .iter()
-                .map(|m| m.to_string()),
-        );
-        result.run = Some(run);
-    }
-    let _ = ctx
-        .engine
-        .stop(&container, None, Duration::from_secs(5))
-        .await;
-    result.passed = result.mismatches.is_empty();
-    Ok(result)
 }
 
 #[cfg(test)]

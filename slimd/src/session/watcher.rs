@@ -19,7 +19,7 @@ use std::{
 use super::{
     Daemon, SessionHandle,
     analyse::{Seen, analyse},
-    run::SessionError,
+    error::SessionError,
     unix_now, write_json,
 };
 use crate::{
@@ -228,10 +228,7 @@ async fn profile_container(
     });
     let t = Instant::now();
     let result: Result<(), SessionError> = async {
-        let engine = daemon
-            .engine()
-            .await
-            .map_err(|e| SessionError::internal(e.to_string()))?;
+        let engine = daemon.engine().await?;
         let info = engine.inspect_image(&container.image).await?;
         report.image_id = info.id.clone();
         analyse(
@@ -267,11 +264,11 @@ async fn profile_container(
         Err(e) => {
             report.state = "failed".into();
             report.failure = Some(ApiError {
-                kind: e.kind,
-                message: e.message.clone(),
+                kind: e.kind(),
+                message: e.to_string(),
             });
             info.state = "failed".into();
-            info.message = Some(e.message.clone());
+            info.message = Some(e.to_string());
         }
     }
     let _ = write_json(&report_path, &report);
@@ -285,9 +282,9 @@ async fn profile_container(
             kind: if handle.cancel.is_cancelled() {
                 FailureKind::Cancelled
             } else {
-                e.kind
+                e.kind()
             },
-            message: e.message,
+            message: e.to_string(),
         }),
     }
     daemon.unregister(&handle);

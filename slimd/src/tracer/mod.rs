@@ -475,6 +475,12 @@ impl TraceSession {
         self.tracer.stats(self.cgroup.id)
     }
 
+    /// Delivers every record already in the ring buffer (see
+    /// [`Tracer::flush`]): what happened until now is in the event stream.
+    pub async fn flush(&self) -> bool {
+        self.tracer.flush().await
+    }
+
     /// Delivers what is still in the ring buffer, reads the counters, and
     /// untags. The event receiver then ends once drained.
     pub async fn finish(&self) -> TraceSummary {

@@ -1,0 +1,106 @@
+//! What the phases of one session share: the daemon, the request, the
+//! engine, the report being filled, the resources to remove at the end,
+//! and the progress helpers (phase begin/done/skip, notes, warnings).
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use super::{Daemon, LABEL_INSTANCE, LABEL_SESSION, SessionHandle, collect::Collector};
+use crate::{
+    api::types::{Phase, Progress, SessionRequest},
+    engine::Engine,
+    report::{PhaseTiming, Report},
+    tracer::TraceSession,
+};
+
+/// What must be removed when the session ends, however it ends.
+#[derive(Default)]
+pub(super) struct Resources {
+    pub containers: Mutex<Vec<String>>,
+    /// The app's trace session and those of verify runs.
+    pub traces: Mutex<Vec<Arc<TraceSession>>>,
+}
+
+/// Everything the phases share.
+pub(super) struct Ctx<'a> {
+    pub daemon: &'a Arc<Daemon>,
+    pub handle: &'a SessionHandle,
+    pub req: &'a SessionRequest,
+    pub res: &'a Resources,
+    pub engine: Engine,
+    pub scratch: PathBuf,
+    pub report: Report,
+    pub phase_start: Option<(Phase, Instant)>,
+}
+
+impl Ctx<'_> {
+    pub fn begin(&mut self, phase: Phase) {
+        self.handle.emit(Progress::PhaseStarted { phase });
+        self.phase_start = Some((phase, Instant::now()));
+    }
+
+    pub fn done(&mut self, detail: Option<String>) {
+        if let Some((phase, t)) = self.phase_start.take() {
+            let ms = t.elapsed().as_millis() as u64;
+            self.report.phases.push(PhaseTiming { phase, ms });
+            self.handle.emit(Progress::PhaseDone { phase, ms, detail });
+        }
+    }
+
+    pub fn skip(&mut self, phase: Phase, why: &str) {
+        self.handle.emit(Progress::PhaseSkipped {
+            phase,
+            why: why.into(),
+        });
+    }
+
+    pub fn warn(&mut self, message: String) {
+        tracing::warn!("{message}");
+        self.handle.emit(Progress::Warning {
+            message: message.clone(),
+        });
+        self.report.warnings.push(message);
+    }
+
+    pub fn note(&self, message: String) {
+        self.handle.emit(Progress::Note { message });
+    }
+
+    /// Labels of every container the session creates (`role`: trace,
+    /// verify, verify-seccomp).
+    pub fn labels(&self, role: &str) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (LABEL_SESSION.to_string(), self.handle.id.clone()),
+            (
+                LABEL_INSTANCE.to_string(),
+                self.daemon.config.cgroup_root.clone(),
+            ),
+            ("slimd.role".to_string(), role.to_string()),
+        ])
+    }
+
+    /// Starts tracing a fresh session cgroup named `name` under the daemon's
+    /// root, with its event collector; the cgroup is removed with the
+    /// session's other resources.
+    pub fn trace(
+        &self,
+        name: &str,
+        keep_events: bool,
+    ) -> super::error::Result<(Arc<TraceSession>, Collector)> {
+        let tracer = self
+            .daemon
+            .tracer()
+            .map_err(super::error::SessionError::TracerUnavailable)?;
+        let mut t = tracer.start_session(&self.daemon.config.cgroup_root, name)?;
+        let events = t
+            .take_events()
+            .expect("a fresh trace session has its events");
+        let t = Arc::new(t);
+        self.res.traces.lock().unwrap().push(t.clone());
+        Ok((t, Collector::spawn(events, keep_events)))
+    }
+}
