@@ -21,8 +21,8 @@ use crate::{
 /// starts with a watch prefix (the runtime's parent, e.g. `/docker/`) is
 /// tagged provisionally right now, before any process can enter it, so the
 /// container is traced from its first instruction; userspace then adopts
-/// or drops it.
-#[tracepoint]
+/// or drops it. Attached only in watch mode.
+#[tracepoint(category = "cgroup", name = "cgroup_mkdir")]
 pub fn cgroup_mkdir(ctx: TracePointContext) -> u32 {
     let _ = try_cgroup_mkdir(&ctx);
     0

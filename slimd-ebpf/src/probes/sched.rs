@@ -19,7 +19,8 @@ use crate::{
     tag::current_session,
 };
 
-#[tracepoint]
+/// A tagged task forked: the current task is the parent.
+#[tracepoint(category = "sched", name = "sched_process_fork")]
 pub fn sched_fork(ctx: TracePointContext) -> u32 {
     let _ = try_sched_fork(&ctx);
     0
@@ -36,7 +37,8 @@ fn try_sched_fork(ctx: &TracePointContext) -> Option<()> {
     Some(())
 }
 
-#[tracepoint]
+/// A tagged task's exec succeeded: the file the kernel ran.
+#[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn sched_exec(ctx: TracePointContext) -> u32 {
     let _ = try_sched_exec(&ctx);
     0
@@ -73,7 +75,9 @@ fn try_sched_exec(ctx: &TracePointContext) -> Option<()> {
     Some(())
 }
 
-#[tracepoint]
+/// A tagged task exits: reported for the last thread of a process, whose
+/// name-resolution generation is dropped with it.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
 pub fn sched_exit(ctx: TracePointContext) -> u32 {
     let _ = try_sched_exit(&ctx);
     0

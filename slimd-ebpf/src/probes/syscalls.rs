@@ -245,6 +245,16 @@ fn exec_args(session: u64, syscall: u8, p: &Pending) {
     submit(buf, session);
 }
 
+/// syscalls:sys_exit_<name> of every traced syscall: reports the call with
+/// its result and the path or address read now from the pointers
+/// `sys_enter` saved, then hands over to the dedup program by tail call.
+///
+/// No fixed attach point: this one program serves all the traced
+/// syscalls' exit tracepoints, and which of those exist depends on the
+/// architecture and the kernel (`stat` is `newstat` on x86_64, aarch64 has
+/// no `open`). The loader attaches it to each one the syscall table names
+/// that this kernel has. One program per tracepoint would be twenty copies
+/// of the same code, each loaded and verified on its own.
 #[tracepoint]
 pub fn sys_exit(ctx: TracePointContext) -> u32 {
     let _ = try_sys_exit(&ctx);
@@ -374,6 +384,10 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
 
 /// Second half of `sys_exit`, reached by tail call: dedup, submit, and
 /// bump the process's name-resolution generation.
+///
+/// No attach point: it is never attached, only reached through the `TAIL`
+/// program array, and a tail call needs a program of the caller's type
+/// (a tracepoint).
 #[tracepoint]
 pub fn finish(_ctx: TracePointContext) -> u32 {
     let _ = try_finish();

@@ -15,6 +15,25 @@ use super::{CgroupHost, TracerError, syscalls, tracefs};
 /// The kernel object, built by `cargo xtask build` (see slimd/build.rs).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/slimd-ebpf.o"));
 
+/// Programs with a fixed attach point: (program, category, tracepoint), the
+/// same points as their `#[tracepoint(category, name)]` attributes in
+/// slimd-ebpf. aya keeps no attach point from the object, so the loader
+/// names them again; a unit test checks that the two agree.
+const SCHED_PROGRAMS: [(&str, &str, &str); 3] = [
+    ("sched_fork", "sched", "sched_process_fork"),
+    ("sched_exec", "sched", "sched_process_exec"),
+    ("sched_exit", "sched", "sched_process_exit"),
+];
+/// Watch mode only.
+const CGROUP_MKDIR: (&str, &str, &str) = ("cgroup_mkdir", "cgroup", "cgroup_mkdir");
+/// The raw tracepoint program and its tracepoint (`#[raw_tracepoint]`).
+const SYS_ENTER: (&str, &str) = ("sys_enter", "sys_enter");
+/// Attached to each traced syscall's `syscalls:sys_exit_<name>` that this
+/// kernel has: no fixed point (see slimd-ebpf's probes/syscalls.rs).
+const SYS_EXIT: &str = "sys_exit";
+/// Reached only by tail call from `sys_exit`, never attached.
+const TAIL_PROGRAM: &str = "finish";
+
 /// Load-time choices.
 #[derive(Clone, Debug)]
 pub struct TracerOptions {
@@ -258,23 +277,20 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         attached.push(format!("{category}:{name}"));
         Ok::<_, TracerError>(())
     };
-    for prog in [
-        "sys_exit",
-        "sched_fork",
-        "sched_exec",
-        "sched_exit",
-        "finish",
-        "cgroup_mkdir",
-    ] {
+    let tracepoint_programs = [SYS_EXIT]
+        .into_iter()
+        .chain(SCHED_PROGRAMS.map(|(prog, _, _)| prog))
+        .chain([TAIL_PROGRAM, CGROUP_MKDIR.0]);
+    for prog in tracepoint_programs {
         let p: &mut TracePoint = program_mut(&mut ebpf, prog)?;
         p.load().map_err(|e| load_error(prog, e))?;
     }
-    // sys_exit hands each event to `finish` by tail call (see slimd-ebpf).
+    // sys_exit hands each event to the tail program (see slimd-ebpf).
     {
         let fd = {
             let p: &TracePoint = ebpf
-                .program("finish")
-                .ok_or_else(|| TracerError::Load("program finish missing".into()))?
+                .program(TAIL_PROGRAM)
+                .ok_or_else(|| TracerError::Load(format!("program {TAIL_PROGRAM} missing")))?
                 .try_into()
                 .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
             p.fd()
@@ -299,14 +315,14 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
     for e in &table {
         attach(
             &mut ebpf,
-            "sys_exit",
+            SYS_EXIT,
             "syscalls",
             &format!("sys_exit_{}", e.tracepoint),
         )?;
     }
-    attach(&mut ebpf, "sched_fork", "sched", "sched_process_fork")?;
-    attach(&mut ebpf, "sched_exec", "sched", "sched_process_exec")?;
-    attach(&mut ebpf, "sched_exit", "sched", "sched_process_exit")?;
+    for (prog, category, name) in SCHED_PROGRAMS {
+        attach(&mut ebpf, prog, category, name)?;
+    }
     if watching {
         let map = ebpf.map_mut("WATCH").ok_or(TracerError::Map {
             name: "WATCH",
@@ -329,14 +345,16 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
                 msg: e.to_string(),
             })?;
         }
-        attach(&mut ebpf, "cgroup_mkdir", "cgroup", "cgroup_mkdir")?;
+        let (prog, category, name) = CGROUP_MKDIR;
+        attach(&mut ebpf, prog, category, name)?;
     }
     {
-        let p: &mut RawTracePoint = program_mut(&mut ebpf, "sys_enter")?;
-        p.load().map_err(|e| load_error("sys_enter", e))?;
-        p.attach("sys_enter")
-            .map_err(|e| attach_error("raw_syscalls:sys_enter (raw)", e))?;
-        attached.push("raw_syscalls:sys_enter".to_string());
+        let (prog, tracepoint) = SYS_ENTER;
+        let p: &mut RawTracePoint = program_mut(&mut ebpf, prog)?;
+        p.load().map_err(|e| load_error(prog, e))?;
+        p.attach(tracepoint)
+            .map_err(|e| attach_error(&format!("raw_syscalls:{tracepoint} (raw)"), e))?;
+        attached.push(format!("raw_syscalls:{tracepoint}"));
     }
 
     Ok(Loaded {
@@ -429,7 +447,39 @@ fn source_chain(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
     use super::*;
+
+    /// The attach points the loader uses are the ones written in the
+    /// programs' attributes (their ELF section names), and every program
+    /// of the object is one the loader loads.
+    #[test]
+    fn loader_attach_points_match_the_object() {
+        let file = object::File::parse(OBJECT).expect("the embedded eBPF object parses");
+        // Programs are the functions outside `.text` (which holds the
+        // functions they call, such as memcpy).
+        let programs: std::collections::BTreeMap<String, String> = file
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text)
+            .filter_map(|s| {
+                let section = file.section_by_index(s.section_index()?).ok()?;
+                let section = section.name().ok()?;
+                (section != ".text").then(|| (s.name().unwrap().to_string(), section.to_string()))
+            })
+            .collect();
+        let mut expected: std::collections::BTreeMap<String, String> = SCHED_PROGRAMS
+            .into_iter()
+            .chain([CGROUP_MKDIR])
+            .map(|(prog, category, name)| {
+                (prog.to_string(), format!("tracepoint/{category}/{name}"))
+            })
+            .collect();
+        expected.insert(SYS_ENTER.0.into(), format!("raw_tp/{}", SYS_ENTER.1));
+        expected.insert(SYS_EXIT.into(), "tracepoint".into());
+        expected.insert(TAIL_PROGRAM.into(), "tracepoint".into());
+        assert_eq!(programs, expected);
+    }
 
     /// Every offset the raw `sys_enter` program reads must fall inside the
     /// block it copies, and the block inside the kernel's `pt_regs`.
