@@ -86,10 +86,10 @@ pub(crate) static GENERATION: LruHashMap<u32, u64> = LruHashMap::with_max_entrie
 pub(crate) static SYSCALL_SETS: PerCpuHashMap<u64, SyscallSet> =
     PerCpuHashMap::with_max_entries(4096, 0);
 
-/// Hand-over from `sys_exit` to `finish` (same CPU, same event).
+/// Hand-over from `sys_exit` to `dedup_submit` (same CPU, same event).
 #[repr(C)]
 #[derive(Clone, Copy)]
-pub(crate) struct Finish {
+pub(crate) struct Handoff {
     pub(crate) prefix: u64,
     pub(crate) session: u64,
     pub(crate) tgid: u32,
@@ -99,9 +99,9 @@ pub(crate) struct Finish {
 }
 
 #[map]
-pub(crate) static FINISH: PerCpuArray<Finish> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static HANDOFF: PerCpuArray<Handoff> = PerCpuArray::with_max_entries(1, 0);
 
-/// Index 0: the `finish` program.
+/// Index 0: the `dedup_submit` program.
 #[map]
 pub(crate) static TAIL: ProgramArray = ProgramArray::with_max_entries(1, 0);
 

@@ -1,7 +1,7 @@
 //! Syscall programs: the raw `sys_enter` tracepoint (syscall set, and the
 //! arguments of the traced syscalls), `sys_exit` on the traced syscalls'
-//! exit tracepoints, and the tail-called second half of `sys_exit` that
-//! deduplicates and submits.
+//! exit tracepoints, and `dedup_submit`, the tail-called second half of
+//! `sys_exit`.
 
 use core::{ffi::c_void, ptr};
 
@@ -21,7 +21,7 @@ use slimd_common::{
 
 use crate::{
     dedup::{HASH_MAX, bump_generation, generation, hash_bytes, is_repeat, mix},
-    maps::{FINISH, PENDING, SYSCALL_SETS, SYSCALLS, TAIL, config},
+    maps::{HANDOFF, PENDING, SYSCALL_SETS, SYSCALLS, TAIL, config},
     record::{HDR, header, read_user_path, scratch, stats, submit},
     tag::current_session,
 };
@@ -297,7 +297,7 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
     h.arg2 = p.mode;
 
     // The dedup key: everything that makes this event different from an
-    // earlier one except the path/sockaddr bytes, which `finish` hashes.
+    // earlier one except the path/sockaddr bytes, which `dedup_submit` hashes.
     let mut prefix = mix(mix(mix(session, kind as u64), tgid as u64), ret as u64);
     match kind {
         EventKind::Open
@@ -360,8 +360,8 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
     // A new cwd or directory fd changes what relative paths mean.
     let dir_open = kind == EventKind::Open && h.arg1 & config().dir_open_flags as u64 != 0;
     let bump = ret >= 0 && (kind == EventKind::Chdir || kind == EventKind::Fchdir || dir_open);
-    let f = FINISH.get_ptr_mut(0)?;
-    // SAFETY: per-CPU value; `finish` runs next on this CPU.
+    let f = HANDOFF.get_ptr_mut(0)?;
+    // SAFETY: per-CPU value; `dedup_submit` runs next on this CPU.
     unsafe {
         (*f).prefix = prefix;
         (*f).session = session;
@@ -382,21 +382,23 @@ fn try_sys_exit(ctx: &TracePointContext) -> Option<()> {
     Some(())
 }
 
-/// Second half of `sys_exit`, reached by tail call: dedup, submit, and
-/// bump the process's name-resolution generation.
+/// Second half of `sys_exit`, reached by tail call: drops the event if it
+/// repeats one already reported, else submits it, and bumps the process's
+/// name-resolution generation. (Its name fits the kernel's 15-byte program
+/// names, so bpftool and perf show it whole.)
 ///
 /// No attach point: it is never attached, only reached through the `TAIL`
 /// program array, and a tail call needs a program of the caller's type
 /// (a tracepoint).
 #[tracepoint]
-pub fn finish(_ctx: TracePointContext) -> u32 {
-    let _ = try_finish();
+pub fn dedup_submit(_ctx: TracePointContext) -> u32 {
+    let _ = try_dedup_submit();
     0
 }
 
-fn try_finish() -> Option<()> {
+fn try_dedup_submit() -> Option<()> {
     // SAFETY: copied out of the per-CPU value at once.
-    let f = unsafe { *FINISH.get_ptr(0)? };
+    let f = unsafe { *HANDOFF.get_ptr(0)? };
     let buf = scratch()?;
     if f.dedup != 0 {
         let mut len = f.hash_len as usize;

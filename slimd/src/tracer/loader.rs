@@ -32,7 +32,7 @@ const SYS_ENTER: (&str, &str) = ("sys_enter", "sys_enter");
 /// kernel has: no fixed point (see slimd-ebpf's probes/syscalls.rs).
 const SYS_EXIT: &str = "sys_exit";
 /// Reached only by tail call from `sys_exit`, never attached.
-const TAIL_PROGRAM: &str = "finish";
+const TAIL_PROGRAM: &str = "dedup_submit";
 
 /// Load-time choices.
 #[derive(Clone, Debug)]
