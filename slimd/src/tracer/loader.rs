@@ -10,7 +10,7 @@ use aya::{
 };
 use slimd_common::{Config, MAX_SYSCALL_NR, WATCH_PREFIX_LEN, WATCH_PREFIXES, WatchPrefix};
 
-use super::{CgroupHost, TracerError, syscalls, tracefs};
+use super::{AyaError, CgroupHost, TracerError, map_err, syscalls, tracefs};
 
 /// The kernel object, built by `cargo xtask build` (see slimd/build.rs).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/slimd-ebpf.o"));
@@ -106,10 +106,10 @@ fn check_privileges() -> Result<(), TracerError> {
     } else {
         // SAFETY: geteuid has no preconditions.
         let euid = unsafe { libc::geteuid() };
-        Err(TracerError::NoPrivilege(format!(
-            "uid {euid} lacks {}",
-            missing.join(", ")
-        )))
+        Err(TracerError::NoPrivilege {
+            detail: format!("uid {euid} lacks {}", missing.join(", ")),
+            source: None,
+        })
     }
 }
 
@@ -188,9 +188,7 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
             .iter()
             .any(|p| p.is_empty() || p.len() > WATCH_PREFIX_LEN)
     {
-        return Err(TracerError::Load(format!(
-            "at most {WATCH_PREFIXES} watch prefixes of 1 to {WATCH_PREFIX_LEN} bytes"
-        )));
+        return Err(TracerError::WatchPrefixes);
     }
     let watching = !opts.watch_prefixes.is_empty();
     let mut cfg = Config {
@@ -215,9 +213,9 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         .load(OBJECT)
         .map_err(|e| {
             if is_permission_error(&e) {
-                TracerError::NoPrivilege(e.to_string())
+                denied(e.to_string(), Box::new(e))
             } else {
-                TracerError::Load(format!("{e}{}", source_chain(&e)))
+                TracerError::Object(Box::new(e))
             }
         })?;
 
@@ -250,27 +248,20 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         })
         .collect();
     {
-        let map = ebpf.map_mut("SYSCALLS").ok_or(TracerError::Map {
-            name: "SYSCALLS",
-            msg: "missing from the object".into(),
-        })?;
-        let mut arr: Array<_, u8> = Array::try_from(map).map_err(|e| TracerError::Map {
-            name: "SYSCALLS",
-            msg: e.to_string(),
-        })?;
+        let map = ebpf
+            .map_mut("SYSCALLS")
+            .ok_or(TracerError::MapMissing { name: "SYSCALLS" })?;
+        let mut arr: Array<_, u8> = Array::try_from(map).map_err(|e| map_err("SYSCALLS", e))?;
         for e in &table {
             if e.nr < MAX_SYSCALL_NR {
                 arr.set(e.nr, e.syscall as u8, 0)
-                    .map_err(|err| TracerError::Map {
-                        name: "SYSCALLS",
-                        msg: err.to_string(),
-                    })?;
+                    .map_err(|err| map_err("SYSCALLS", err))?;
             }
         }
     }
 
     let mut attached = Vec::new();
-    let mut attach = |ebpf: &mut Ebpf, prog: &str, category: &str, name: &str| {
+    let mut attach = |ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str| {
         let p: &mut TracePoint = program_mut(ebpf, prog)?;
         p.attach(category, name)
             .map_err(|e| attach_error(&format!("{category}:{name}"), e))?;
@@ -290,26 +281,20 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         let fd = {
             let p: &TracePoint = ebpf
                 .program(TAIL_PROGRAM)
-                .ok_or_else(|| TracerError::Load(format!("program {TAIL_PROGRAM} missing")))?
+                .ok_or(TracerError::ProgramMissing(TAIL_PROGRAM))?
                 .try_into()
-                .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
+                .map_err(|e| program_error(TAIL_PROGRAM, e))?;
             p.fd()
-                .map_err(|e| TracerError::Load(e.to_string()))?
+                .map_err(|e| program_error(TAIL_PROGRAM, e))?
                 .try_clone()
-                .map_err(|e| TracerError::Load(e.to_string()))?
+                // A second fd for the TAIL map's entry.
+                .map_err(|e| map_err("TAIL", e.into()))?
         };
-        let map = ebpf.map_mut("TAIL").ok_or(TracerError::Map {
-            name: "TAIL",
-            msg: "missing from the object".into(),
-        })?;
-        let mut tail = ProgramArray::try_from(map).map_err(|e| TracerError::Map {
-            name: "TAIL",
-            msg: e.to_string(),
-        })?;
-        tail.set(0, &fd, 0).map_err(|e| TracerError::Map {
-            name: "TAIL",
-            msg: e.to_string(),
-        })?;
+        let map = ebpf
+            .map_mut("TAIL")
+            .ok_or(TracerError::MapMissing { name: "TAIL" })?;
+        let mut tail = ProgramArray::try_from(map).map_err(|e| map_err("TAIL", e))?;
+        tail.set(0, &fd, 0).map_err(|e| map_err("TAIL", e))?;
     }
 
     for e in &table {
@@ -324,15 +309,11 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         attach(&mut ebpf, prog, category, name)?;
     }
     if watching {
-        let map = ebpf.map_mut("WATCH").ok_or(TracerError::Map {
-            name: "WATCH",
-            msg: "missing from the object".into(),
-        })?;
+        let map = ebpf
+            .map_mut("WATCH")
+            .ok_or(TracerError::MapMissing { name: "WATCH" })?;
         let mut arr: Array<_, WatchPrefix> =
-            Array::try_from(map).map_err(|e| TracerError::Map {
-                name: "WATCH",
-                msg: e.to_string(),
-            })?;
+            Array::try_from(map).map_err(|e| map_err("WATCH", e))?;
         for (i, p) in opts.watch_prefixes.iter().enumerate() {
             let mut v = WatchPrefix {
                 len: p.len() as u32,
@@ -340,10 +321,7 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
                 bytes: [0; WATCH_PREFIX_LEN],
             };
             v.bytes[..p.len()].copy_from_slice(p.as_bytes());
-            arr.set(i as u32, v, 0).map_err(|e| TracerError::Map {
-                name: "WATCH",
-                msg: e.to_string(),
-            })?;
+            arr.set(i as u32, v, 0).map_err(|e| map_err("WATCH", e))?;
         }
         let (prog, category, name) = CGROUP_MKDIR;
         attach(&mut ebpf, prog, category, name)?;
@@ -366,21 +344,33 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
 }
 
 /// A program of the object, as its type.
-fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, TracerError>
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, TracerError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
     ebpf.program_mut(name)
-        .ok_or_else(|| TracerError::Load(format!("program {name} missing")))?
+        .ok_or(TracerError::ProgramMissing(name))?
         .try_into()
-        .map_err(|e: ProgramError| TracerError::Load(e.to_string()))
+        .map_err(|e| program_error(name, e))
 }
 
-fn load_error(prog: &str, e: ProgramError) -> TracerError {
+fn program_error(name: &'static str, source: ProgramError) -> TracerError {
+    TracerError::Program { name, source }
+}
+
+/// The kernel said EPERM: a privilege problem, whatever the step.
+fn denied(detail: String, source: impl Into<AyaError>) -> TracerError {
+    TracerError::NoPrivilege {
+        detail,
+        source: Some(source.into()),
+    }
+}
+
+fn load_error(prog: &'static str, e: ProgramError) -> TracerError {
     if is_permission_error(&e) {
-        TracerError::NoPrivilege(e.to_string())
+        denied(e.to_string(), e)
     } else {
-        TracerError::Load(format!("program {prog}: {e}{}", source_chain(&e)))
+        program_error(prog, e)
     }
 }
 
@@ -416,33 +406,19 @@ fn regs_layout(cfg: &mut Config) -> Result<(), TracerError> {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = cfg;
-        Err(TracerError::Load(
-            "slimd knows the syscall register layout of x86_64 and aarch64 only".into(),
-        ))
+        Err(TracerError::UnsupportedArch)
     }
 }
 
 fn attach_error(name: &str, e: ProgramError) -> TracerError {
     if is_permission_error(&e) {
-        TracerError::NoPrivilege(format!("attaching {name}: {e}"))
+        denied(format!("attaching {name}: {e}"), e)
     } else {
         TracerError::Attach {
             name: name.to_string(),
-            msg: format!("{e}{}", source_chain(&e)),
+            source: e,
         }
     }
-}
-
-/// The verifier's log and io errors hide in `source()`: show them.
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
@@ -479,6 +455,57 @@ mod tests {
         expected.insert(SYS_EXIT.into(), "tracepoint".into());
         expected.insert(TAIL_PROGRAM.into(), "tracepoint".into());
         assert_eq!(programs, expected);
+    }
+
+    fn syscall_failed(errno: i32) -> ProgramError {
+        ProgramError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_prog_load",
+            io_error: std::io::Error::from_raw_os_error(errno),
+        })
+    }
+
+    /// A program the kernel refuses keeps aya's error as its source, and
+    /// the message still shows what lies behind it (here the errno).
+    #[test]
+    fn program_errors_keep_aya_errors_as_their_source() {
+        let e = load_error(SYS_EXIT, syscall_failed(libc::EINVAL));
+        assert_eq!(
+            e.to_string(),
+            "loading the eBPF object failed: program sys_exit: `bpf_prog_load` failed: Invalid argument (os error 22)"
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(matches!(
+            source.downcast_ref::<ProgramError>(),
+            Some(ProgramError::SyscallError(_))
+        ));
+        assert!(!is_permission_error(&e));
+
+        let e = attach_error("sched:sched_process_fork", syscall_failed(libc::ENOENT));
+        assert!(
+            matches!(&e, TracerError::Attach { name, .. } if name == "sched:sched_process_fork")
+        );
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    /// EPERM from the kernel is a privilege problem, with aya's error kept.
+    #[test]
+    fn eperm_is_reported_as_missing_privilege() {
+        let e = attach_error("raw_syscalls:sys_enter (raw)", syscall_failed(libc::EPERM));
+        assert!(matches!(
+            &e,
+            TracerError::NoPrivilege {
+                source: Some(AyaError::Program(_)),
+                ..
+            }
+        ));
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(
+                "not allowed to load eBPF programs (attaching raw_syscalls:sys_enter (raw): `bpf_prog_load` failed)"
+            ),
+            "{msg}"
+        );
+        assert!(is_permission_error(&e));
     }
 
     /// Every offset the raw `sys_enter` program reads must fall inside the
