@@ -12,8 +12,12 @@ use slimd_common::{Config, MAX_SYSCALL_NR, WATCH_PREFIX_LEN, WATCH_PREFIXES, Wat
 
 use super::{AyaError, CgroupHost, TracerError, map_err, syscalls, tracefs};
 
-/// The kernel object, built by `cargo xtask build` (see slimd/build.rs).
+/// The kernel object, built by slimd/build.rs.
+#[cfg(feature = "ebpf")]
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/slimd-ebpf.o"));
+/// Built without the `ebpf` feature: no object, and [`load`] says so.
+#[cfg(not(feature = "ebpf"))]
+static OBJECT: &[u8] = &[];
 
 /// Programs with a fixed attach point: (program, category, tracepoint), the
 /// same points as their `#[tracepoint(category, name)]` attributes in
@@ -430,6 +434,7 @@ mod tests {
     /// The attach points the loader uses are the ones written in the
     /// programs' attributes (their ELF section names), and every program
     /// of the object is one the loader loads.
+    #[cfg(feature = "ebpf")]
     #[test]
     fn loader_attach_points_match_the_object() {
         let file = object::File::parse(OBJECT).expect("the embedded eBPF object parses");

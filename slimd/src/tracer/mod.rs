@@ -47,7 +47,7 @@ pub use loader::TracerOptions;
 #[derive(Debug, thiserror::Error)]
 pub enum TracerError {
     #[error(
-        "this slimd binary was built without its eBPF object: build it with `cargo xtask build` (after `cargo xtask setup`)"
+        "this slimd binary was built without its eBPF object (the `ebpf` feature was off): build it with `cargo xtask build` (after `cargo xtask setup`)"
     )]
     NoObject,
     #[error(
