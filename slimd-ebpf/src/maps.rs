@@ -14,7 +14,7 @@ use slimd_common::{
     WATCH_PREFIXES, WatchPrefix,
 };
 
-/// Set by userspace at load time (`EbpfLoader::set_global`).
+/// Set by userspace at load time (`EbpfLoader::override_global`).
 #[unsafe(no_mangle)]
 pub(crate) static CONFIG: Config = Config {
     tag_levels: 1 << 2,
