@@ -126,7 +126,7 @@ fn program_tags() -> serde_json::Map<String, Value> {
     const OURS: [&str; 6] = [
         "sys_enter",
         "sys_exit",
-        "finish",
+        "dedup_submit",
         "sched_fork",
         "sched_exec",
         "sched_exit",

@@ -4,6 +4,11 @@
 //! Everything here is `#[repr(C)]` and plain old data: the kernel writes these
 //! bytes into maps and the ring buffer, userspace reads them back. Change a
 //! layout on both sides at once, or not at all.
+//!
+//! Each shared type is followed by its `aya::Pod` impl (feature `user`) and a
+//! `const` assertion of its size, worked out from its fields: the kernel
+//! crate and userspace both compile these, so a layout that differs from
+//! the one written down fails the build on either side.
 #![no_std]
 
 /// Longest path we copy, in bytes, not counting the NUL. Linux rejects longer
@@ -221,6 +226,9 @@ pub struct EventHeader {
     pub comm: [u8; 16],
 }
 
+// 6 u64 (48), 3 u32 (12), 2 u16 (4), 4 u32 (16), comm (16): no padding.
+const _: () = assert!(size_of::<EventHeader>() == 96);
+
 /// Arguments saved at `sys_enter_*` until `sys_exit_*`, keyed by pid_tgid.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -238,6 +246,12 @@ pub struct Pending {
     pub syscall: u8,
     pub _pad: [u8; 7],
 }
+
+// SAFETY: repr(C), integers only, no padding (`_pad` fills the tail).
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Pending {}
+// 7 u64, then the syscall id and its padding to 8.
+const _: () = assert!(size_of::<Pending>() == 64);
 
 /// [`TagInfo::flags`]: tagged by the kernel on cgroup_mkdir (watch mode),
 /// waiting for userspace to adopt or drop it.
@@ -258,6 +272,12 @@ pub struct WatchPrefix {
     pub bytes: [u8; WATCH_PREFIX_LEN],
 }
 
+// SAFETY: repr(C), integers only, no padding.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for WatchPrefix {}
+// len, _pad, 64 bytes.
+const _: () = assert!(size_of::<WatchPrefix>() == 72);
+
 /// Value of the tag map (key: a cgroup id).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -266,6 +286,11 @@ pub struct TagInfo {
     pub session: u64,
     pub flags: u64,
 }
+
+// SAFETY: repr(C), two u64.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for TagInfo {}
+const _: () = assert!(size_of::<TagInfo>() == 16);
 
 /// Per-session counters (per-CPU map; userspace sums the CPUs).
 #[repr(C)]
@@ -280,6 +305,11 @@ pub struct SessionStats {
     /// Syscall entries not followed (pending map full).
     pub pending_full: u64,
 }
+
+// SAFETY: repr(C), four u64.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SessionStats {}
+const _: () = assert!(size_of::<SessionStats>() == 32);
 
 /// Load-time configuration, set as a global of the kernel object.
 #[repr(C)]
@@ -320,6 +350,14 @@ pub struct Config {
     pub regs_mode_native: u64,
 }
 
+// SAFETY: repr(C), integers only, no padding (`_pad` keeps the u32 run even,
+// so the two u64 at the end start 8-aligned).
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for Config {}
+// 14 u32 of offsets and switches, regs_base, six regs_args, regs_mode (22
+// u32 = 88 bytes), then two u64.
+const _: () = assert!(size_of::<Config>() == 104);
+
 /// Bytes of `struct pt_regs` read at once by the raw `sys_enter` program.
 pub const REGS_BLOCK: usize = 96;
 
@@ -334,6 +372,12 @@ pub const TAG_FILTER_BITS: u64 = 4096;
 pub struct TagFilter {
     pub words: [u64; (TAG_FILTER_BITS / 64) as usize],
 }
+
+// SAFETY: repr(C), an array of u64.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for TagFilter {}
+// 4096 bits.
+const _: () = assert!(size_of::<TagFilter>() == 512);
 
 impl TagFilter {
     pub const fn empty() -> Self {
@@ -364,18 +408,11 @@ pub struct SyscallSet {
     pub words: [u64; SYSCALL_WORDS],
 }
 
+// SAFETY: repr(C), an array of u64.
 #[cfg(feature = "user")]
-mod pod {
-    // SAFETY: all of these are repr(C), contain only integers, and have no
-    // implicit padding (explicit `_pad` fields fill every gap).
-    unsafe impl aya::Pod for super::Pending {}
-    unsafe impl aya::Pod for super::TagInfo {}
-    unsafe impl aya::Pod for super::SessionStats {}
-    unsafe impl aya::Pod for super::Config {}
-    unsafe impl aya::Pod for super::SyscallSet {}
-    unsafe impl aya::Pod for super::TagFilter {}
-    unsafe impl aya::Pod for super::WatchPrefix {}
-}
+unsafe impl aya::Pod for SyscallSet {}
+// One bit for each of the 1024 syscall numbers.
+const _: () = assert!(size_of::<SyscallSet>() == 128);
 
 #[cfg(test)]
 mod tests {

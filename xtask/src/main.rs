@@ -135,12 +135,11 @@ pub fn path_with_cargo_bin() -> String {
     format!("{path}:{}", home.join("bin").display())
 }
 
-/// `cargo` for this workspace, with slimd/build.rs told that the eBPF
-/// object is required (it builds it with Debian's cargo and rustc).
+/// `cargo` for this workspace, with cargo's bin directory (bpf-linker) on
+/// PATH for slimd/build.rs, which builds the eBPF object.
 pub fn cargo() -> Command {
     let mut c = Command::new(env!("CARGO"));
-    c.env("SLIMD_REQUIRE_EBPF", "1")
-        .env("PATH", path_with_cargo_bin());
+    c.env("PATH", path_with_cargo_bin());
     c
 }
 

@@ -10,10 +10,33 @@ use aya::{
 };
 use slimd_common::{Config, MAX_SYSCALL_NR, WATCH_PREFIX_LEN, WATCH_PREFIXES, WatchPrefix};
 
-use super::{CgroupHost, TracerError, syscalls, tracefs};
+use super::{AyaError, CgroupHost, TracerError, map_err, syscalls, tracefs};
 
-/// The kernel object, built by `cargo xtask build` (see slimd/build.rs).
+/// The kernel object, built by slimd/build.rs.
+#[cfg(feature = "ebpf")]
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/slimd-ebpf.o"));
+/// Built without the `ebpf` feature: no object, and [`load`] says so.
+#[cfg(not(feature = "ebpf"))]
+static OBJECT: &[u8] = &[];
+
+/// Programs with a fixed attach point: (program, category, tracepoint), the
+/// same points as their `#[tracepoint(category, name)]` attributes in
+/// slimd-ebpf. aya keeps no attach point from the object, so the loader
+/// names them again; a unit test checks that the two agree.
+const SCHED_PROGRAMS: [(&str, &str, &str); 3] = [
+    ("sched_fork", "sched", "sched_process_fork"),
+    ("sched_exec", "sched", "sched_process_exec"),
+    ("sched_exit", "sched", "sched_process_exit"),
+];
+/// Watch mode only.
+const CGROUP_MKDIR: (&str, &str, &str) = ("cgroup_mkdir", "cgroup", "cgroup_mkdir");
+/// The raw tracepoint program and its tracepoint (`#[raw_tracepoint]`).
+const SYS_ENTER: (&str, &str) = ("sys_enter", "sys_enter");
+/// Attached to each traced syscall's `syscalls:sys_exit_<name>` that this
+/// kernel has: no fixed point (see slimd-ebpf's probes/syscalls.rs).
+const SYS_EXIT: &str = "sys_exit";
+/// Reached only by tail call from `sys_exit`, never attached.
+const TAIL_PROGRAM: &str = "dedup_submit";
 
 /// Load-time choices.
 #[derive(Clone, Debug)]
@@ -87,10 +110,10 @@ fn check_privileges() -> Result<(), TracerError> {
     } else {
         // SAFETY: geteuid has no preconditions.
         let euid = unsafe { libc::geteuid() };
-        Err(TracerError::NoPrivilege(format!(
-            "uid {euid} lacks {}",
-            missing.join(", ")
-        )))
+        Err(TracerError::NoPrivilege {
+            detail: format!("uid {euid} lacks {}", missing.join(", ")),
+            source: None,
+        })
     }
 }
 
@@ -169,9 +192,7 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
             .iter()
             .any(|p| p.is_empty() || p.len() > WATCH_PREFIX_LEN)
     {
-        return Err(TracerError::Load(format!(
-            "at most {WATCH_PREFIXES} watch prefixes of 1 to {WATCH_PREFIX_LEN} bytes"
-        )));
+        return Err(TracerError::WatchPrefixes);
     }
     let watching = !opts.watch_prefixes.is_empty();
     let mut cfg = Config {
@@ -196,9 +217,9 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         .load(OBJECT)
         .map_err(|e| {
             if is_permission_error(&e) {
-                TracerError::NoPrivilege(e.to_string())
+                denied(e.to_string(), Box::new(e))
             } else {
-                TracerError::Load(format!("{e}{}", source_chain(&e)))
+                TracerError::Object(Box::new(e))
             }
         })?;
 
@@ -231,92 +252,72 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         })
         .collect();
     {
-        let map = ebpf.map_mut("SYSCALLS").ok_or(TracerError::Map {
-            name: "SYSCALLS",
-            msg: "missing from the object".into(),
-        })?;
-        let mut arr: Array<_, u8> = Array::try_from(map).map_err(|e| TracerError::Map {
-            name: "SYSCALLS",
-            msg: e.to_string(),
-        })?;
+        let map = ebpf
+            .map_mut("SYSCALLS")
+            .ok_or(TracerError::MapMissing { name: "SYSCALLS" })?;
+        let mut arr: Array<_, u8> = Array::try_from(map).map_err(|e| map_err("SYSCALLS", e))?;
         for e in &table {
             if e.nr < MAX_SYSCALL_NR {
                 arr.set(e.nr, e.syscall as u8, 0)
-                    .map_err(|err| TracerError::Map {
-                        name: "SYSCALLS",
-                        msg: err.to_string(),
-                    })?;
+                    .map_err(|err| map_err("SYSCALLS", err))?;
             }
         }
     }
 
     let mut attached = Vec::new();
-    let mut attach = |ebpf: &mut Ebpf, prog: &str, category: &str, name: &str| {
+    let mut attach = |ebpf: &mut Ebpf, prog: &'static str, category: &str, name: &str| {
         let p: &mut TracePoint = program_mut(ebpf, prog)?;
         p.attach(category, name)
             .map_err(|e| attach_error(&format!("{category}:{name}"), e))?;
         attached.push(format!("{category}:{name}"));
         Ok::<_, TracerError>(())
     };
-    for prog in [
-        "sys_exit",
-        "sched_fork",
-        "sched_exec",
-        "sched_exit",
-        "finish",
-        "cgroup_mkdir",
-    ] {
+    let tracepoint_programs = [SYS_EXIT]
+        .into_iter()
+        .chain(SCHED_PROGRAMS.map(|(prog, _, _)| prog))
+        .chain([TAIL_PROGRAM, CGROUP_MKDIR.0]);
+    for prog in tracepoint_programs {
         let p: &mut TracePoint = program_mut(&mut ebpf, prog)?;
         p.load().map_err(|e| load_error(prog, e))?;
     }
-    // sys_exit hands each event to `finish` by tail call (see slimd-ebpf).
+    // sys_exit hands each event to the tail program (see slimd-ebpf).
     {
         let fd = {
             let p: &TracePoint = ebpf
-                .program("finish")
-                .ok_or_else(|| TracerError::Load("program finish missing".into()))?
+                .program(TAIL_PROGRAM)
+                .ok_or(TracerError::ProgramMissing(TAIL_PROGRAM))?
                 .try_into()
-                .map_err(|e: ProgramError| TracerError::Load(e.to_string()))?;
+                .map_err(|e| program_error(TAIL_PROGRAM, e))?;
             p.fd()
-                .map_err(|e| TracerError::Load(e.to_string()))?
+                .map_err(|e| program_error(TAIL_PROGRAM, e))?
                 .try_clone()
-                .map_err(|e| TracerError::Load(e.to_string()))?
+                // A second fd for the TAIL map's entry.
+                .map_err(|e| map_err("TAIL", e.into()))?
         };
-        let map = ebpf.map_mut("TAIL").ok_or(TracerError::Map {
-            name: "TAIL",
-            msg: "missing from the object".into(),
-        })?;
-        let mut tail = ProgramArray::try_from(map).map_err(|e| TracerError::Map {
-            name: "TAIL",
-            msg: e.to_string(),
-        })?;
-        tail.set(0, &fd, 0).map_err(|e| TracerError::Map {
-            name: "TAIL",
-            msg: e.to_string(),
-        })?;
+        let map = ebpf
+            .map_mut("TAIL")
+            .ok_or(TracerError::MapMissing { name: "TAIL" })?;
+        let mut tail = ProgramArray::try_from(map).map_err(|e| map_err("TAIL", e))?;
+        tail.set(0, &fd, 0).map_err(|e| map_err("TAIL", e))?;
     }
 
     for e in &table {
         attach(
             &mut ebpf,
-            "sys_exit",
+            SYS_EXIT,
             "syscalls",
             &format!("sys_exit_{}", e.tracepoint),
         )?;
     }
-    attach(&mut ebpf, "sched_fork", "sched", "sched_process_fork")?;
-    attach(&mut ebpf, "sched_exec", "sched", "sched_process_exec")?;
-    attach(&mut ebpf, "sched_exit", "sched", "sched_process_exit")?;
+    for (prog, category, name) in SCHED_PROGRAMS {
+        attach(&mut ebpf, prog, category, name)?;
+    }
     if watching {
-        let map = ebpf.map_mut("WATCH").ok_or(TracerError::Map {
-            name: "WATCH",
-            msg: "missing from the object".into(),
-        })?;
+        let map = ebpf
+            .map_mut("WATCH")
+            .ok_or(TracerError::MapMissing { name: "WATCH" })?;
         let mut arr: Array<_, WatchPrefix> =
-            Array::try_from(map).map_err(|e| TracerError::Map {
-                name: "WATCH",
-                msg: e.to_string(),
-            })?;
+            Array::try_from(map).map_err(|e| map_err("WATCH", e))?;
         for (i, p) in opts.watch_prefixes.iter().enumerate() {
             let mut v = WatchPrefix {
                 len: p.len() as u32,
@@ -324,19 +325,18 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
                 bytes: [0; WATCH_PREFIX_LEN],
             };
             v.bytes[..p.len()].copy_from_slice(p.as_bytes());
-            arr.set(i as u32, v, 0).map_err(|e| TracerError::Map {
-                name: "WATCH",
-                msg: e.to_string(),
-            })?;
+            arr.set(i as u32, v, 0).map_err(|e| map_err("WATCH", e))?;
         }
-        attach(&mut ebpf, "cgroup_mkdir", "cgroup", "cgroup_mkdir")?;
+        let (prog, category, name) = CGROUP_MKDIR;
+        attach(&mut ebpf, prog, category, name)?;
     }
     {
-        let p: &mut RawTracePoint = program_mut(&mut ebpf, "sys_enter")?;
-        p.load().map_err(|e| load_error("sys_enter", e))?;
-        p.attach("sys_enter")
-            .map_err(|e| attach_error("raw_syscalls:sys_enter (raw)", e))?;
-        attached.push("raw_syscalls:sys_enter".to_string());
+        let (prog, tracepoint) = SYS_ENTER;
+        let p: &mut RawTracePoint = program_mut(&mut ebpf, prog)?;
+        p.load().map_err(|e| load_error(prog, e))?;
+        p.attach(tracepoint)
+            .map_err(|e| attach_error(&format!("raw_syscalls:{tracepoint} (raw)"), e))?;
+        attached.push(format!("raw_syscalls:{tracepoint}"));
     }
 
     Ok(Loaded {
@@ -348,21 +348,33 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
 }
 
 /// A program of the object, as its type.
-fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, TracerError>
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, TracerError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
     ebpf.program_mut(name)
-        .ok_or_else(|| TracerError::Load(format!("program {name} missing")))?
+        .ok_or(TracerError::ProgramMissing(name))?
         .try_into()
-        .map_err(|e: ProgramError| TracerError::Load(e.to_string()))
+        .map_err(|e| program_error(name, e))
 }
 
-fn load_error(prog: &str, e: ProgramError) -> TracerError {
+fn program_error(name: &'static str, source: ProgramError) -> TracerError {
+    TracerError::Program { name, source }
+}
+
+/// The kernel said EPERM: a privilege problem, whatever the step.
+fn denied(detail: String, source: impl Into<AyaError>) -> TracerError {
+    TracerError::NoPrivilege {
+        detail,
+        source: Some(source.into()),
+    }
+}
+
+fn load_error(prog: &'static str, e: ProgramError) -> TracerError {
     if is_permission_error(&e) {
-        TracerError::NoPrivilege(e.to_string())
+        denied(e.to_string(), e)
     } else {
-        TracerError::Load(format!("program {prog}: {e}{}", source_chain(&e)))
+        program_error(prog, e)
     }
 }
 
@@ -398,38 +410,108 @@ fn regs_layout(cfg: &mut Config) -> Result<(), TracerError> {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         let _ = cfg;
-        Err(TracerError::Load(
-            "slimd knows the syscall register layout of x86_64 and aarch64 only".into(),
-        ))
+        Err(TracerError::UnsupportedArch)
     }
 }
 
 fn attach_error(name: &str, e: ProgramError) -> TracerError {
     if is_permission_error(&e) {
-        TracerError::NoPrivilege(format!("attaching {name}: {e}"))
+        denied(format!("attaching {name}: {e}"), e)
     } else {
         TracerError::Attach {
             name: name.to_string(),
-            msg: format!("{e}{}", source_chain(&e)),
+            source: e,
         }
     }
 }
 
-/// The verifier's log and io errors hide in `source()`: show them.
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = String::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
+
     use super::*;
+
+    /// The attach points the loader uses are the ones written in the
+    /// programs' attributes (their ELF section names), and every program
+    /// of the object is one the loader loads.
+    #[cfg(feature = "ebpf")]
+    #[test]
+    fn loader_attach_points_match_the_object() {
+        let file = object::File::parse(OBJECT).expect("the embedded eBPF object parses");
+        // Programs are the functions outside `.text` (which holds the
+        // functions they call, such as memcpy).
+        let programs: std::collections::BTreeMap<String, String> = file
+            .symbols()
+            .filter(|s| s.kind() == SymbolKind::Text)
+            .filter_map(|s| {
+                let section = file.section_by_index(s.section_index()?).ok()?;
+                let section = section.name().ok()?;
+                (section != ".text").then(|| (s.name().unwrap().to_string(), section.to_string()))
+            })
+            .collect();
+        let mut expected: std::collections::BTreeMap<String, String> = SCHED_PROGRAMS
+            .into_iter()
+            .chain([CGROUP_MKDIR])
+            .map(|(prog, category, name)| {
+                (prog.to_string(), format!("tracepoint/{category}/{name}"))
+            })
+            .collect();
+        expected.insert(SYS_ENTER.0.into(), format!("raw_tp/{}", SYS_ENTER.1));
+        expected.insert(SYS_EXIT.into(), "tracepoint".into());
+        expected.insert(TAIL_PROGRAM.into(), "tracepoint".into());
+        assert_eq!(programs, expected);
+    }
+
+    fn syscall_failed(errno: i32) -> ProgramError {
+        ProgramError::SyscallError(aya::sys::SyscallError {
+            call: "bpf_prog_load",
+            io_error: std::io::Error::from_raw_os_error(errno),
+        })
+    }
+
+    /// A program the kernel refuses keeps aya's error as its source, and
+    /// the message still shows what lies behind it (here the errno).
+    #[test]
+    fn program_errors_keep_aya_errors_as_their_source() {
+        let e = load_error(SYS_EXIT, syscall_failed(libc::EINVAL));
+        assert_eq!(
+            e.to_string(),
+            "loading the eBPF object failed: program sys_exit: `bpf_prog_load` failed: Invalid argument (os error 22)"
+        );
+        let source = std::error::Error::source(&e).expect("a source");
+        assert!(matches!(
+            source.downcast_ref::<ProgramError>(),
+            Some(ProgramError::SyscallError(_))
+        ));
+        assert!(!is_permission_error(&e));
+
+        let e = attach_error("sched:sched_process_fork", syscall_failed(libc::ENOENT));
+        assert!(
+            matches!(&e, TracerError::Attach { name, .. } if name == "sched:sched_process_fork")
+        );
+        assert!(std::error::Error::source(&e).is_some());
+    }
+
+    /// EPERM from the kernel is a privilege problem, with aya's error kept.
+    #[test]
+    fn eperm_is_reported_as_missing_privilege() {
+        let e = attach_error("raw_syscalls:sys_enter (raw)", syscall_failed(libc::EPERM));
+        assert!(matches!(
+            &e,
+            TracerError::NoPrivilege {
+                source: Some(AyaError::Program(_)),
+                ..
+            }
+        ));
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(
+                "not allowed to load eBPF programs (attaching raw_syscalls:sys_enter (raw): `bpf_prog_load` failed)"
+            ),
+            "{msg}"
+        );
+        assert!(is_permission_error(&e));
+    }
 
     /// Every offset the raw `sys_enter` program reads must fall inside the
     /// block it copies, and the block inside the kernel's `pt_regs`.

@@ -23,9 +23,14 @@ use std::{
     },
 };
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuHashMap, PerCpuValues, RingBuf};
+use aya::{
+    maps::{Array, HashMap as BpfHashMap, MapData, MapError, PerCpuHashMap, PerCpuValues, RingBuf},
+    programs::ProgramError,
+};
 use serde::Serialize;
-use slimd_common::{SessionStats, SyscallSet, TagFilter, TagInfo};
+use slimd_common::{
+    SessionStats, SyscallSet, TagFilter, TagInfo, WATCH_PREFIX_LEN, WATCH_PREFIXES,
+};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     sync::{mpsc, oneshot},
@@ -35,23 +40,41 @@ pub use cgroup::{CgroupHost, CgroupMode, SessionCgroup};
 pub use event::{EventData, RawPath, SockAddr, TraceEvent};
 pub use loader::TracerOptions;
 
-/// Why the tracer could not do what was asked.
+/// Why the tracer could not do what was asked. Each variant keeps the
+/// error it comes from as its `source()`; the message repeats that error's
+/// text (and, for aya's, the sources behind it: the verifier's log, the
+/// errno), so a message read on its own says everything.
 #[derive(Debug, thiserror::Error)]
 pub enum TracerError {
     #[error(
-        "this slimd binary was built without its eBPF object: build it with `cargo xtask build` (after `cargo xtask setup`)"
+        "this slimd binary was built without its eBPF object (the `ebpf` feature was off): build it with `cargo xtask build` (after `cargo xtask setup`)"
     )]
     NoObject,
     #[error(
         "the kernel has no BTF (/sys/kernel/btf/vmlinux is missing): slimd needs Linux >= 5.8 built with CONFIG_DEBUG_INFO_BTF=y"
     )]
     NoBtf,
+    /// Capabilities are missing (`source` is None: found before any bpf()
+    /// call), or the kernel refused a bpf() call with EPERM.
     #[error(
-        "not allowed to load eBPF programs ({0}): run slimd as root, or give it CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
+        "not allowed to load eBPF programs ({detail}): run slimd as root, or give it CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN"
     )]
-    NoPrivilege(String),
+    NoPrivilege {
+        detail: String,
+        #[source]
+        source: Option<AyaError>,
+    },
     #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed: {0}")]
-    Tracefs(io::Error),
+    Tracefs(#[source] io::Error),
+    /// A tracepoint's format file could not be read.
+    #[error("tracepoint format {path}: {source}")]
+    FormatRead {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A tracepoint's record lacks a field the programs read, or has it at
+    /// another size.
     #[error("tracepoint format {path}: {msg}")]
     Format { path: PathBuf, msg: String },
     #[error("no cgroup2 hierarchy in /proc/self/mountinfo: slimd tags sessions by cgroup v2 id")]
@@ -62,12 +85,83 @@ pub enum TracerError {
         #[source]
         source: io::Error,
     },
-    #[error("loading the eBPF object failed: {0}")]
-    Load(String),
-    #[error("attaching {name} failed: {msg}")]
-    Attach { name: String, msg: String },
-    #[error("eBPF map {name}: {msg}")]
-    Map { name: &'static str, msg: String },
+    /// The watch prefixes asked for do not fit the kernel side's table.
+    #[error(
+        "loading the eBPF object failed: at most {WATCH_PREFIXES} watch prefixes of 1 to {WATCH_PREFIX_LEN} bytes"
+    )]
+    WatchPrefixes,
+    /// No known `pt_regs` layout for the raw `sys_enter` program.
+    #[error(
+        "loading the eBPF object failed: slimd knows the syscall register layout of x86_64 and aarch64 only"
+    )]
+    UnsupportedArch,
+    /// aya could not load the object (parsing, BTF, relocations, maps).
+    /// Boxed: aya's error is large, and every `Result` here would carry it.
+    #[error("loading the eBPF object failed: {}", with_sources(.0.as_ref()))]
+    Object(#[source] Box<aya::EbpfError>),
+    /// The object lacks a program the loader needs.
+    #[error("loading the eBPF object failed: program {0} missing")]
+    ProgramMissing(&'static str),
+    /// A program the verifier refused, or that could not be set up.
+    #[error(
+        "loading the eBPF object failed: program {name}: {}",
+        with_sources(source)
+    )]
+    Program {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("attaching {name} failed: {}", with_sources(source))]
+    Attach {
+        name: String,
+        #[source]
+        source: ProgramError,
+    },
+    /// The object lacks a map the tracer needs.
+    #[error("eBPF map {name}: missing from the object")]
+    MapMissing { name: &'static str },
+    /// A map of the object is not of the type the tracer reads it as.
+    #[error("eBPF map {name}: not a {expected}")]
+    MapType {
+        name: &'static str,
+        expected: &'static str,
+    },
+    #[error("eBPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    /// The number of possible CPUs (for the per-CPU maps) is unknown.
+    #[error("eBPF map STATS: {what}: {source}")]
+    Cpus {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// An error from aya, whichever step it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum AyaError {
+    #[error(transparent)]
+    Object(#[from] Box<aya::EbpfError>),
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+}
+
+/// An error's message followed by those of its sources: aya keeps the
+/// verifier's log and the errno there.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 /// Counters of one session, summed over CPUs.
@@ -181,17 +275,16 @@ impl Tracer {
         };
         let ring = match loaded.ebpf.take_map("EVENTS") {
             Some(aya::maps::Map::RingBuf(data)) => data,
-            _ => {
-                return Err(TracerError::Map {
+            Some(_) => {
+                return Err(TracerError::MapType {
                     name: "EVENTS",
-                    msg: "missing from the object, or not a ring buffer".into(),
+                    expected: "ring buffer",
                 });
             }
+            None => return Err(TracerError::MapMissing { name: "EVENTS" }),
         };
-        let nr_cpus = aya::util::nr_cpus().map_err(|(what, e)| TracerError::Map {
-            name: "STATS",
-            msg: format!("{what}: {e}"),
-        })?;
+        let nr_cpus =
+            aya::util::nr_cpus().map_err(|(what, source)| TracerError::Cpus { what, source })?;
         let (watch_tx, watch_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
             maps: Mutex::new(maps),
@@ -527,21 +620,17 @@ fn write_filter(m: &mut Maps) -> Result<(), TracerError> {
     m.filter.set(0, f, 0).map_err(|e| map_err("TAG_FILTER", e))
 }
 
-fn map_err(name: &'static str, e: aya::maps::MapError) -> TracerError {
-    TracerError::Map {
-        name,
-        msg: e.to_string(),
-    }
+pub(super) fn map_err(name: &'static str, source: MapError) -> TracerError {
+    TracerError::Map { name, source }
 }
 
 fn take_map<T>(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<T, TracerError>
 where
-    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+    T: TryFrom<aya::maps::Map, Error = MapError>,
 {
-    let map = ebpf.take_map(name).ok_or(TracerError::Map {
-        name,
-        msg: "missing from the object".into(),
-    })?;
+    let map = ebpf
+        .take_map(name)
+        .ok_or(TracerError::MapMissing { name })?;
     T::try_from(map).map_err(|e| map_err(name, e))
 }
 
@@ -559,21 +648,18 @@ enum ReaderCmd {
 /// Maps the ring buffer (a second mapping of the same kernel map) and
 /// registers it with tokio.
 fn map_ring(data: &MapData) -> Result<AsyncFd<RingBuf<MapData>>, TracerError> {
-    let err = |msg: String| TracerError::Map {
-        name: "EVENTS",
-        msg,
-    };
+    let err = |e: MapError| map_err("EVENTS", e);
     let fd = data
         .fd()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| err(e.to_string()))?;
-    let data = MapData::from_fd(fd).map_err(|e| err(e.to_string()))?;
-    let ring = RingBuf::try_from(aya::maps::Map::RingBuf(data)).map_err(|e| err(e.to_string()))?;
+        .map_err(|e| err(e.into()))?;
+    let data = MapData::from_fd(fd).map_err(err)?;
+    let ring = RingBuf::try_from(aya::maps::Map::RingBuf(data)).map_err(err)?;
     // SAFETY: the RingBuf owns its map fd, and the AsyncFd owns the
     // RingBuf, so the fd stays open for as long as it is registered.
     unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .map_err(|e| err(e.to_string()))
+        .map_err(|e| err(io::Error::from(e).into()))
 }
 
 /// [`map_ring`], logging a failure (the session then reports its events as

@@ -63,9 +63,9 @@ impl Format {
             .join(category)
             .join(name)
             .join("format");
-        let text = fs::read_to_string(&path).map_err(|e| TracerError::Format {
+        let text = fs::read_to_string(&path).map_err(|source| TracerError::FormatRead {
             path: path.clone(),
-            msg: e.to_string(),
+            source,
         })?;
         Ok(Self::parse(&text))
     }
