@@ -199,9 +199,10 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
                 message: e.message.clone(),
             });
             info.state = report.state.clone();
-            info.message = Some(e.message.clone());
+            info.message = Some(crate::image::name::shown(&e.message).into_owned());
         }
     }
+    report.show_names();
     if let Err(e) = write_json(&report_path, &report) {
         tracing::error!("cannot write {}: {e}", report_path.display());
     }

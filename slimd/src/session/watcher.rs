@@ -271,9 +271,10 @@ async fn profile_container(
                 message: e.message.clone(),
             });
             info.state = "failed".into();
-            info.message = Some(e.message.clone());
+            info.message = Some(crate::image::name::shown(&e.message).into_owned());
         }
     }
+    report.show_names();
     let _ = write_json(&report_path, &report);
     let _ = write_json(&dir.join("session.json"), &info);
     handle.set_info(info);
