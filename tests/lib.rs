@@ -24,7 +24,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
 mod lang_images;
+mod names_image;
 pub use lang_images::LangImage;
+pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
 
 /// Where slow-to-make inputs (the Debian rootfs) and build locks live.
 pub const CACHE_DIR: &str = "/var/cache/slimd-tests";
