@@ -20,8 +20,9 @@
 //! escape, so paths built from decoded components stay in this form.
 //!
 //! **Showing** ([`show`]): an escaped byte is written `\xNN` (two lowercase
-//! hex digits), and so are control characters (U+0000..U+001F, U+007F); a
-//! backslash is written `\x5c` only where it would otherwise read as the
+//! hex digits), and so are control characters (U+0000..U+001F, U+007F)
+//! except newline and tab, which messages holding names need as they are;
+//! a backslash is written `\x5c` only where it would otherwise read as the
 //! start of such an escape (followed by `x` and two hex digits). Everything
 //! else shows as itself. Reports, xray output, progress lines and errors
 //! show paths this way.
@@ -147,7 +148,7 @@ pub fn show_in_place(s: &mut String) {
 fn needs_escape(c: char) -> Option<u8> {
     match escaped_byte(c) {
         Some(b) => Some(b),
-        None if c.is_ascii_control() => Some(c as u8),
+        None if c.is_ascii_control() && c != '\n' && c != '\t' => Some(c as u8),
         None => None,
     }
 }
@@ -252,9 +253,7 @@ mod tests {
         let text = show(&s).to_string();
         assert_eq!(parse(&text), s, "{b:x?} shown as {text:?}");
         assert!(
-            !text
-                .chars()
-                .any(|c| c.is_ascii_control() || escaped_byte(c).is_some()),
+            !text.chars().any(|c| needs_escape(c).is_some()),
             "{text:?} still holds raw control or escape characters"
         );
         assert_eq!(text, shown(&s), "show and shown agree");
@@ -312,7 +311,7 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"/srv/www/caf\xe9.html", "/srv/www/caf\\xe9.html"),
             (b"/srv/www/caf\xc3\xa9.html", "/srv/www/café.html"),
-            (b"/a\nb\tc\x7f", "/a\\x0ab\\x09c\\x7f"),
+            (b"/a\nb\tc\x7f\x1b[0m\r", "/a\nb\tc\\x7f\\x1b[0m\\x0d"),
             // A literal backslash shows as itself unless it reads as \xNN.
             (b"C:\\Users\\x", "C:\\Users\\x"),
             (b"/lit\\xe9", "/lit\\x5cxe9"),
