@@ -24,8 +24,10 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
 mod lang_images;
+mod names_image;
 mod verify_images;
 pub use lang_images::LangImage;
+pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
 pub use verify_images::{FRAGILE_APP, FRAGILE_APP_PORT, fragile_app};
 
 /// Where slow-to-make inputs (the Debian rootfs) and build locks live.

@@ -1,7 +1,8 @@
 //! Feeds arbitrary bytes to the image readers: as one or two layer blobs
 //! (plain, gzip or zstd tar) or as a whole `docker save` / OCI archive
 //! stream. Whatever is read must satisfy the flattened filesystem's
-//! invariants, read back consistently, and survive a write/read round trip.
+//! invariants, read back consistently, and survive a write/read round trip
+//! (names are bytes, not necessarily UTF-8: they must come back the same).
 #![no_main]
 
 use std::io::Read;
@@ -9,7 +10,7 @@ use std::io::Read;
 use libfuzzer_sys::fuzz_target;
 use slimd::image::{
     EntryKind, Image, ImageConfig, ImageError, ImageWriter, ReadLimits, ReadOptions, Selection,
-    WriteOptions,
+    WriteOptions, name,
 };
 
 fn options() -> ReadOptions {
@@ -29,6 +30,8 @@ fn check(img: &Image, scratch: &std::path::Path) {
     assert!(fs.get("/").is_some_and(|e| e.is_dir()));
     for (path, e) in fs.iter() {
         assert!(path.starts_with('/'), "{path:?}");
+        // Names are bytes: the path string stands for them losslessly.
+        assert_eq!(name::decode(&name::encode(path)), path);
         assert!(path == "/" || !path.ends_with('/'), "{path:?}");
         assert!(!path.contains("//") && !path.contains("/./") && !path.contains("/../"));
         assert!(!path.ends_with("/.") && !path.ends_with("/.."), "{path:?}");

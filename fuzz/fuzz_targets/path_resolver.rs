@@ -3,15 +3,16 @@
 //! with the kernel itself: the same tree is created in a temporary
 //! directory and opened with openat2(RESOLVE_IN_ROOT), which has exactly the
 //! semantics we model (the directory is `/`, `..` stops there, absolute
-//! symlinks restart there, ELOOP after 40 links).
+//! symlinks restart there, ELOOP after 40 links). Names are the input's
+//! bytes, UTF-8 or not, through `slimd::image::name`.
 #![no_main]
 
-use std::ffi::CString;
+use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use slimd::image::{Entry, EntryKind, ImageError, ImageFs, ResolveOptions};
+use slimd::image::{Entry, EntryKind, ImageError, ImageFs, ResolveOptions, name};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Outcome {
@@ -31,7 +32,7 @@ const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// What the kernel says about `path` under `root`.
 fn kernel(root: &Path, rootfd: i32, path: &str, follow: bool) -> Outcome {
-    let Ok(c) = CString::new(path) else {
+    let Ok(c) = CString::new(name::encode(path).into_owned()) else {
         return Outcome::Missing;
     };
     let mut flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
@@ -78,7 +79,7 @@ fn kernel(root: &Path, rootfd: i32, path: &str, follow: bool) -> Outcome {
     let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).expect("fd path");
     unsafe { libc::close(fd) };
     let rel = link.strip_prefix(root).expect("inside the root");
-    Outcome::Found(format!("/{}", rel.to_string_lossy()))
+    Outcome::Found(format!("/{}", name::decode(rel.as_os_str().as_bytes())))
 }
 
 fn ours(fs: &ImageFs, path: &str, follow: bool) -> Outcome {
@@ -106,13 +107,24 @@ fn ours(fs: &ImageFs, path: &str, follow: bool) -> Outcome {
     }
 }
 
-/// Keeps names the real filesystem can hold.
+/// Keeps names the real filesystem can hold (lengths in bytes).
 fn usable(s: &str) -> bool {
-    !s.is_empty() && !s.contains('\0') && s.len() < 1024 && s.split('/').all(|c| c.len() <= 255)
+    !s.is_empty()
+        && !s.contains('\0')
+        && name::byte_len(s) < 1024
+        && s.split('/').all(|c| name::byte_len(c) <= 255)
+}
+
+/// A path string as a name on disk.
+fn on_disk(s: &str) -> std::borrow::Cow<'_, Path> {
+    match name::encode(s) {
+        std::borrow::Cow::Borrowed(b) => Path::new(OsStr::from_bytes(b)).into(),
+        std::borrow::Cow::Owned(b) => Path::new(OsStr::from_bytes(&b)).to_path_buf().into(),
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
+    let text = name::decode(data);
     let mut lines = text.split('\n');
     let mut fs = ImageFs::new();
     let mut queries = Vec::new();
@@ -148,13 +160,15 @@ fuzz_target!(|data: &[u8]| {
         if p == "/" {
             continue;
         }
-        let on_disk = root.join(&p[1..]);
+        let at = root.join(on_disk(&p[1..]));
         match &e.kind {
-            EntryKind::Dir => std::fs::create_dir(&on_disk).unwrap(),
+            EntryKind::Dir => std::fs::create_dir(&at).unwrap(),
             EntryKind::File(_) => {
-                std::fs::File::create(&on_disk).unwrap();
+                std::fs::File::create(&at).unwrap();
             }
-            EntryKind::Symlink { target } => std::os::unix::fs::symlink(target, &on_disk).unwrap(),
+            EntryKind::Symlink { target } => {
+                std::os::unix::fs::symlink(on_disk(target), &at).unwrap()
+            }
             _ => unreachable!(),
         }
     }

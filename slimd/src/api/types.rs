@@ -119,6 +119,8 @@ impl Default for ProbeOptions {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KeepOptions {
+    // Paths and patterns are text as reports show names: `\xNN` is a byte
+    // (see `crate::image::name::parse`), so a non-UTF-8 path can be named.
     /// Paths kept whole (a directory with everything below it).
     pub include_paths: Vec<String>,
     /// Binaries kept with their shared-library closure.
@@ -268,7 +270,8 @@ impl std::str::FromStr for GranularityOverride {
         let (mode, rest) = s.split_once(':').ok_or_else(form)?;
         let granularity: Granularity = mode.parse()?;
         let target = if rest.starts_with('/') {
-            let clean = crate::image::path::normalize(rest);
+            // A non-UTF-8 path is named as it is shown (`\xNN` is a byte).
+            let clean = crate::image::path::normalize(&crate::image::name::parse(rest));
             OverrideTarget::Path(clean)
         } else {
             let (eco, name) = rest.split_once(':').ok_or_else(form)?;
@@ -294,7 +297,12 @@ impl std::str::FromStr for GranularityOverride {
 impl std::fmt::Display for GranularityOverride {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.target {
-            OverrideTarget::Path(p) => write!(f, "{}:{p}", self.granularity.name()),
+            OverrideTarget::Path(p) => write!(
+                f,
+                "{}:{}",
+                self.granularity.name(),
+                crate::image::name::show(p)
+            ),
             OverrideTarget::Package { ecosystem, name } => {
                 write!(f, "{}:{}:{name}", self.granularity.name(), ecosystem.name())
             }
@@ -554,6 +562,13 @@ mod tests {
             o.target,
             OverrideTarget::Path("/usr/lib/python3/dist-packages/foo".into())
         );
+        // A non-UTF-8 path is written as reports show it, and shown back so.
+        let o: GranularityOverride = "file:/srv/caf\\xE9/".parse().unwrap();
+        assert_eq!(
+            o.target,
+            OverrideTarget::Path(crate::image::name::decode(b"/srv/caf\xe9").into_owned())
+        );
+        assert_eq!(o.to_string(), "file:/srv/caf\\xe9");
         let o: GranularityOverride = "package:node:@scope/x".parse().unwrap();
         assert_eq!(
             o.target,

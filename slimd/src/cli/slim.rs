@@ -134,7 +134,8 @@ pub struct BuildArgs {
     #[arg(long)]
     pub network: Option<String>,
 
-    /// Keep a path whole (repeatable).
+    /// Keep a path whole (repeatable). A byte that is not UTF-8 is written
+    /// `\xNN`, as reports show it (`/srv/caf\xe9.html`).
     #[arg(long)]
     pub include_path: Vec<String>,
     /// Keep a binary with its libraries (repeatable).
@@ -143,10 +144,11 @@ pub struct BuildArgs {
     /// Keep /bin/sh.
     #[arg(long)]
     pub include_shell: bool,
-    /// Never keep paths matching this glob (repeatable).
+    /// Never keep paths matching this glob (repeatable); `\xNN` is a byte.
     #[arg(long)]
     pub exclude_pattern: Vec<String>,
-    /// Keep a path exactly as in the original (repeatable).
+    /// Keep a path exactly as in the original (repeatable); `\xNN` is a
+    /// byte.
     #[arg(long)]
     pub preserve_path: Vec<String>,
     /// Keep CA certificate bundles and directories.
@@ -573,7 +575,11 @@ fn local_xray(path: &std::path::Path) -> Result<serde_json::Value, Failure> {
     })?;
     let image = crate::image::Image::open(path, scratch.path()).map_err(|e| Failure {
         kind: FailureKind::Usage,
-        message: format!("{}: {e}", path.display()),
+        message: format!(
+            "{}: {}",
+            path.display(),
+            crate::image::name::show(&e.to_string())
+        ),
     })?;
     let report = crate::image::XrayReport::build(&image);
     serde_json::to_value(report).map_err(|e| Failure {

@@ -132,7 +132,8 @@ fn profile_name(name: &str) -> String {
 }
 
 /// The path as an AppArmor rule path: pids made variables, pattern
-/// characters escaped, quoted when it has spaces.
+/// characters escaped, quoted when it has spaces; each byte of a name that
+/// is not UTF-8 ([`crate::image::name`]) becomes `?`.
 fn apparmor_path(path: &str) -> Result<String, HardenError> {
     if !path.starts_with('/') || path.contains(['"', '\n', '\0']) {
         return Err(HardenError::UnsafePath(path.to_string()));
@@ -157,6 +158,12 @@ fn apparmor_path(path: &str) -> Result<String, HardenError> {
     };
     let mut out = prefix;
     for c in rest.chars() {
+        // A byte that is not UTF-8 cannot be written in a profile as
+        // itself: `?` (one byte, not `/`) matches it.
+        if crate::image::name::escaped_byte(c).is_some() {
+            out.push('?');
+            continue;
+        }
         if "*?[]{}^@\\".contains(c) {
             out.push('\\');
         }
@@ -188,6 +195,10 @@ mod tests {
             f("/proc/4242/fd/", FileAccess::Read),
             f("/proc/sys/kernel/hostname", FileAccess::Read),
             f("/srv/a*b[1].txt", FileAccess::Read),
+            f(
+                &crate::image::name::decode(b"/srv/caf\xe9.html"),
+                FileAccess::Read,
+            ),
         ]
     }
 
@@ -218,6 +229,7 @@ mod tests {
             "  @{PROC}/@{pid}/fd/ r,\n",
             "  @{PROC}/sys/kernel/hostname r,\n",
             "  /srv/a\\*b\\[1\\].txt r,\n",
+            "  /srv/caf?.html r,\n",
             "  signal (send,receive) peer=slimd-cli-oneshot-latest,\n",
             "  deny mount,\n",
         ] {

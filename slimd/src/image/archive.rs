@@ -13,6 +13,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -28,6 +29,7 @@ use super::layer::{
     Compression, EntryBudget, ReadLimits, Sniffed, SpooledLayer, digest_string, io_error,
     read_up_to, sniff, spool_layer_counted, tar_error,
 };
+use super::name;
 use super::path::{clean_entry_path, join, parent};
 use super::tar_read::{TarError, TarReader, TarType};
 
@@ -356,11 +358,13 @@ impl<'a> Store<'a> {
         for d in names {
             self.count_entry()?;
             let path = d.path();
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .into_owned();
+            let rel = name::decode(
+                path.strip_prefix(root)
+                    .unwrap_or(&path)
+                    .as_os_str()
+                    .as_bytes(),
+            )
+            .into_owned();
             let ft = d
                 .file_type()
                 .map_err(|e| ImageError::io(format!("reading {}", path.display()), e))?;
@@ -368,7 +372,10 @@ impl<'a> Store<'a> {
                 self.ingest_dir(root, &path)?;
             } else if ft.is_symlink() {
                 if let Ok(t) = std::fs::read_link(&path) {
-                    let target = join(parent(&format!("/{rel}")), &t.to_string_lossy());
+                    let target = join(
+                        parent(&format!("/{rel}")),
+                        &name::decode(t.as_os_str().as_bytes()),
+                    );
                     self.links
                         .insert(rel, target.trim_start_matches('/').to_string());
                 }

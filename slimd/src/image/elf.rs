@@ -264,7 +264,7 @@ where
                     .read_bytes_at(offset, size)
                     .map_err(|_| bad("PT_INTERP out of bounds"))?;
                 let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
-                interpreter = Some(String::from_utf8_lossy(&raw[..end]).into_owned());
+                interpreter = Some(super::name::decode(&raw[..end]).into_owned());
             }
             elf::PT_DYNAMIC => {
                 if size > MAX_DYNAMIC {
@@ -325,7 +325,7 @@ where
         let s = data
             .read_bytes_at_until(at..end, 0)
             .map_err(|_| bad("unterminated dynamic string"))?;
-        Ok(String::from_utf8_lossy(s).into_owned())
+        Ok(super::name::decode(s).into_owned())
     };
     let needed = needed_off
         .into_iter()
@@ -791,7 +791,7 @@ impl Loader<'_> {
             .unwrap_or("x86_64");
         let file = format!("/etc/ld-musl-{arch}.path");
         if let Ok(bytes) = self.fs.read(&file, 64 << 10) {
-            let text = String::from_utf8_lossy(&bytes);
+            let text = super::name::decode(&bytes);
             return text
                 .split(['\n', ':'])
                 .map(str::trim)
@@ -824,7 +824,7 @@ fn read_ld_so_conf(fs: &ImageFs, file: &str, out: &mut Vec<String>, depth: u32) 
     let Ok(bytes) = fs.read(file, 1 << 20) else {
         return;
     };
-    let text = String::from_utf8_lossy(&bytes);
+    let text = super::name::decode(&bytes);
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {

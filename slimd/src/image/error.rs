@@ -1,6 +1,10 @@
 //! One error type for the whole image library, so callers can match on what
 //! went wrong (a hostile archive, a missing blob, a bad request) instead of
 //! parsing messages.
+//!
+//! Paths in messages are path strings as they are (see [`super::name`]):
+//! the daemon shows them escaped where text leaves it (progress lines,
+//! reports, the CLI), once.
 
 use std::io;
 
@@ -30,23 +34,23 @@ pub enum ImageError {
     /// A compression we do not read (bzip2, xz).
     #[error("{what} uses unsupported compression {compression}")]
     UnsupportedCompression { what: String, compression: String },
-    /// A tar entry type or encoding we refuse to interpret (sparse files,
-    /// unknown type flags, names that are not UTF-8).
-    #[error("{what}: unsupported entry {path:?}: {reason}")]
+    /// A tar entry type we refuse to interpret (sparse files, unknown type
+    /// flags).
+    #[error("{what}: unsupported entry \"{path}\": {reason}")]
     UnsupportedEntry {
         what: String,
         path: String,
         reason: String,
     },
     /// An entry whose name leaves the image root (`../..`) or is otherwise unsafe.
-    #[error("{what}: unsafe entry name {path:?}: {reason}")]
+    #[error("{what}: unsafe entry name \"{path}\": {reason}")]
     UnsafePath {
         what: String,
         path: String,
         reason: String,
     },
     /// A hardlink whose target is missing, a directory, or outside the root.
-    #[error("{what}: hardlink {path:?} -> {target:?}: {reason}")]
+    #[error("{what}: hardlink \"{path}\" -> \"{target}\": {reason}")]
     BadHardlink {
         what: String,
         path: String,

@@ -11,6 +11,8 @@
 //!   file in a caller-given scratch directory (so later reads can seek) while
 //!   its sha256 (the diff_id) and each file's sha256 are computed. Nothing is
 //!   extracted; no file of the image is ever written to disk as itself.
+//! - Names are bytes: a path that is not UTF-8 lives in a `String` through
+//!   the lossless encoding of [`name`], which also shows paths to people.
 //! - [`ImageFs`] maps clean absolute paths ("/usr/bin/python3") to [`Entry`]s:
 //!   kind, mode, owner, mtime, xattrs, and for regular files only where their
 //!   bytes are (layer, offset, size) plus their sha256. Paths resolve with the
@@ -28,6 +30,7 @@ mod elf;
 mod error;
 mod fs;
 mod layer;
+pub mod name;
 mod packages;
 pub mod path;
 mod script;

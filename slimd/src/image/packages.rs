@@ -134,8 +134,10 @@ impl PackageDb {
     }
 }
 
+/// A database file as text; the paths it lists are bytes, decoded like any
+/// name ([`super::name`]), so a listed non-UTF-8 path matches the image's.
 fn read_text(fs: &ImageFs, path: &str) -> Result<String> {
-    Ok(String::from_utf8_lossy(&fs.read(path, MAX_DB)?).into_owned())
+    Ok(super::name::decode_owned(fs.read(path, MAX_DB)?))
 }
 
 /// `.list` files: one path per line; "/." is the root.
@@ -230,6 +232,7 @@ mod tests {
 Architecture: amd64\nMulti-Arch: same\nSource: glibc (2.36-9)\nVersion: 2.36-9+deb12u4\n\
 Description: GNU C Library\n shared libraries\n .\n more\n\n\
 Package: bash\nStatus: install ok installed\nArchitecture: amd64\nVersion: 5.2.15-2+b2\n\n\
+Package: bash-doc\nStatus: install ok installed\nArchitecture: all\nVersion: 5.2.15-2\n\n\
 Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n";
 
     #[test]
@@ -244,6 +247,19 @@ Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n";
                 b"/.\n/usr\n/usr/lib/x86_64-linux-gnu/libc.so.6\n",
             )
             .file("var/lib/dpkg/info/bash.list", b"/.\n/bin\n/bin/bash\n")
+            // A listed name that is not UTF-8 matches the image's entry.
+            .raw(
+                b"usr/share/doc/bash/caf\xe9",
+                tar::EntryType::Regular,
+                b"",
+                b"doc",
+            )
+            .raw(
+                b"var/lib/dpkg/info/bash-doc.list",
+                tar::EntryType::Regular,
+                b"",
+                b"/.\n/usr/share/doc/bash/caf\xe9\n",
+            )
             .build();
         let s = tempfile::tempdir().unwrap();
         let img = image_from(vec![layer], s.path()).unwrap();
@@ -255,7 +271,11 @@ Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n";
             .collect();
         assert_eq!(
             names,
-            vec![("libc6", "2.36-9+deb12u4"), ("bash", "5.2.15-2+b2")]
+            vec![
+                ("libc6", "2.36-9+deb12u4"),
+                ("bash", "5.2.15-2+b2"),
+                ("bash-doc", "5.2.15-2")
+            ]
         );
         assert_eq!(db.get("libc6").unwrap().source.as_deref(), Some("glibc"));
         assert_eq!(
@@ -267,6 +287,9 @@ Package: gone\nStatus: deinstall ok config-files\nVersion: 1\n";
         assert_eq!(db.owner_of("/bin/bash").unwrap().name, "bash");
         assert_eq!(db.owner_of("/usr/bin/bash").unwrap().name, "bash");
         assert!(db.owner_of("/usr").is_none(), "directories are shared");
+        let latin1 = crate::image::name::decode(b"/usr/share/doc/bash/caf\xe9");
+        assert!(img.fs.get(&latin1).is_some());
+        assert_eq!(db.owner_of(&latin1).unwrap().name, "bash-doc");
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! [`MAX_SYMLINKS`] links in one lookup is a loop (ELOOP). It also returns
 //! every symlink it passed through: a slim image must keep each of them for
 //! the path to keep working.
+//!
+//! Paths are path strings (see [`super::name`]): a name that is not UTF-8
+//! holds escape code points, never `/`, so splitting and joining on `/`
+//! works on them unchanged; lengths that the kernel limits are counted in
+//! bytes ([`super::name::byte_len`]).
 
 use super::error::{ImageError, Result};
 use super::fs::{EntryKind, ImageFs};
@@ -41,7 +46,7 @@ pub fn clean_entry_path(name: &str) -> std::result::Result<String, &'static str>
         }
     }
     let out = format!("/{}", parts.join("/"));
-    if out.len() > MAX_PATH_LEN {
+    if super::name::byte_len(&out) > MAX_PATH_LEN {
         return Err("name longer than PATH_MAX");
     }
     Ok(out)

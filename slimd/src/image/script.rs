@@ -5,7 +5,8 @@
 //! is one argument. `#!/usr/bin/env X` runs `X` found through PATH; `env -S`
 //! splits that one argument into words, so `#!/usr/bin/env -S python3 -u`
 //! also means python3. Both the interpreter and the program found through
-//! PATH, and every symlink on the way, must be in a slim image.
+//! PATH, and every symlink on the way, must be in a slim image. The line is
+//! bytes: it is decoded like any name ([`super::name`]).
 
 use serde::Serialize;
 
@@ -35,7 +36,7 @@ impl Shebang {
             Some(i) => &rest[..i],
             None => rest,
         };
-        let line = String::from_utf8_lossy(line);
+        let line = super::name::decode(line);
         let line = line.trim_matches(|c: char| c == ' ' || c == '\t' || c == '\r' || c == '\0');
         let (interp, arg) = match line.find([' ', '\t']) {
             Some(i) => (&line[..i], line[i..].trim_matches([' ', '\t'])),
@@ -188,6 +189,16 @@ pub fn resolve_shebang(fs: &ImageFs, path: &str, path_var: &str) -> Result<Optio
 mod tests {
     use super::*;
     use crate::image::tests::{LayerBuilder, image_from};
+
+    #[test]
+    fn interpreter_names_are_bytes() {
+        let s = Shebang::parse(b"#!/opt/caf\xe9/bin/python3 -u\n").unwrap();
+        assert_eq!(
+            s.interpreter,
+            crate::image::name::decode(b"/opt/caf\xe9/bin/python3")
+        );
+        assert_eq!(s.arg.as_deref(), Some("-u"));
+    }
 
     #[test]
     fn parses_like_the_kernel() {

@@ -7,7 +7,9 @@
 //! every header in bounds, reports positions, never seeks, and understands
 //! what container layers use: ustar, GNU long names/links, PAX records
 //! (path, linkpath, size, uid, gid, mtime, `SCHILY.xattr.*`). It refuses
-//! sparse files and unknown entry types rather than guessing.
+//! sparse files and unknown entry types rather than guessing. Names and link
+//! targets are bytes: they are kept exactly, through [`super::name::decode`]
+//! (PAX `hdrcharset` changes nothing: the bytes are the name either way).
 
 use std::io::{self, Read};
 
@@ -199,12 +201,12 @@ impl<R: Read> TarReader<R> {
                 }
                 b'L' => {
                     let data = self.read_meta(raw_size)?;
-                    pending.path = Some(utf8(trim_nul(&data), "GNU long name")?);
+                    pending.path = Some(decode_name(trim_nul(&data)));
                     continue;
                 }
                 b'K' => {
                     let data = self.read_meta(raw_size)?;
-                    pending.link = Some(utf8(trim_nul(&data), "GNU long link")?);
+                    pending.link = Some(decode_name(trim_nul(&data)));
                     continue;
                 }
                 _ => {}
@@ -225,12 +227,12 @@ impl<R: Read> TarReader<R> {
                         full.push(b'/');
                     }
                     full.extend_from_slice(base);
-                    utf8(&full, "entry name")?
+                    decode_name(&full)
                 }
             };
             let link = match pending.link.take() {
                 Some(l) => l,
-                None => utf8(trim_nul(&block[157..257]), "link name")?,
+                None => decode_name(trim_nul(&block[157..257])),
             };
             if pending.sparse {
                 return Err(TarError::Unsupported {
@@ -371,11 +373,9 @@ fn trim_nul(field: &[u8]) -> &[u8] {
     }
 }
 
-fn utf8(bytes: &[u8], what: &str) -> Result<String, TarError> {
-    String::from_utf8(bytes.to_vec()).map_err(|_| TarError::Unsupported {
-        path: String::from_utf8_lossy(bytes).into_owned(),
-        reason: format!("{what} is not UTF-8"),
-    })
+/// A name or link target from the archive, byte-exact.
+fn decode_name(bytes: &[u8]) -> String {
+    super::name::decode(bytes).into_owned()
 }
 
 /// Accepts the unsigned sum (POSIX) and the signed sum (old Sun tars).
@@ -463,7 +463,7 @@ fn parse_pax(data: &[u8], p: &mut Pending, offset: u64) -> Result<(), TarError> 
             if value.contains(&0) {
                 return Err(corrupt(offset, format!("NUL in PAX {what}")));
             }
-            utf8(value, what)
+            Ok(decode_name(value))
         };
         let num = |what: &str| -> Result<u64, TarError> {
             let s = std::str::from_utf8(value).map_err(|_| corrupt(offset, "bad PAX number"))?;
@@ -556,6 +556,60 @@ mod tests {
                 b"\x01\x00\x00\x02".to_vec()
             )]
         );
+    }
+
+    /// Names from an independent writer (the tar crate) in every encoding a
+    /// layer uses: ustar fields, GNU long names and links, PAX records. The
+    /// bytes are kept exactly, however they fail to be UTF-8.
+    #[test]
+    fn names_are_bytes_in_every_encoding() {
+        use crate::image::name::encode;
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let latin1: &[u8] = b"srv/www/caf\xe9.html";
+        let long = [b"srv/".as_slice(), &[0xe9; 150], b"/x"].concat();
+        let bytes = build(|b| {
+            // ustar name and link fields.
+            file(b, "placeholder", b"");
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(
+                &mut h,
+                OsStr::from_bytes(b"srv/l\xff"),
+                OsStr::from_bytes(latin1),
+            )
+            .unwrap();
+            // GNU long name ('L') and long link ('K').
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            b.append_link(&mut h, OsStr::from_bytes(&long), OsStr::from_bytes(&long))
+                .unwrap();
+            // PAX path and linkpath.
+            b.append_pax_extensions([("path", latin1), ("linkpath", &long[..])])
+                .unwrap();
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            h.set_path("short").unwrap();
+            h.set_link_name("short").unwrap();
+            h.set_cksum();
+            b.append(&h, &[][..]).unwrap();
+        });
+        let mut r = TarReader::new(&bytes[..], 1 << 20);
+        r.next_entry().unwrap().unwrap();
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(encode(&e.name).as_ref(), b"srv/l\xff");
+        assert_eq!(encode(&e.link).as_ref(), latin1);
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(e.kind, TarType::Hardlink);
+        assert_eq!(encode(&e.name).as_ref(), long.as_slice());
+        assert_eq!(encode(&e.link).as_ref(), long.as_slice());
+        let e = r.next_entry().unwrap().unwrap();
+        assert_eq!(encode(&e.name).as_ref(), latin1);
+        assert_eq!(encode(&e.link).as_ref(), long.as_slice());
+        assert!(r.next_entry().unwrap().is_none());
     }
 
     #[test]

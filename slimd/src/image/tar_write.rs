@@ -3,12 +3,22 @@
 //! a PAX header only when a value does not fit (long names, big ids or
 //! sizes, xattrs). The same entries always give the same bytes, which keeps
 //! our layer digests reproducible.
+//!
+//! Names and link targets are written byte-exact: the path strings are
+//! turned back into the bytes they stand for with [`super::name::encode`].
+//! A name that fits goes into the ustar fields as raw bytes; a longer one
+//! into a PAX `path`/`linkpath` record, also raw, with `hdrcharset=BINARY`
+//! when those bytes are not UTF-8 (as GNU tar writes it; POSIX defines the
+//! records as UTF-8 otherwise). Go's archive/tar, which `docker load` uses,
+//! takes the bytes as they are either way.
 
 use std::io::{self, Read, Write};
 
+use super::name;
 use super::tar_read::{BLOCK, TarType, padding};
 
-/// One entry to write. `name` is relative, directories end with '/'.
+/// One entry to write. `name` is relative, directories end with '/'; names
+/// and links are path strings (see [`super::name`]).
 pub(crate) struct TarHeader<'a> {
     pub name: &'a str,
     pub kind: TarType,
@@ -79,12 +89,21 @@ impl<W: Write> TarWriter<W> {
 
     /// Writes one entry; `data` must yield exactly `h.size` bytes for files.
     pub fn append(&mut self, h: &TarHeader<'_>, data: Option<&mut dyn Read>) -> io::Result<()> {
+        let raw_name = name::encode(h.name);
+        let raw_link = name::encode(h.link);
         let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
-        if h.name.len() > 100 {
-            pax.push(("path".into(), h.name.as_bytes().to_vec()));
+        let long_name = raw_name.len() > 100;
+        let long_link = raw_link.len() > 100;
+        if (long_name && std::str::from_utf8(&raw_name).is_err())
+            || (long_link && std::str::from_utf8(&raw_link).is_err())
+        {
+            pax.push(("hdrcharset".into(), b"BINARY".to_vec()));
         }
-        if h.link.len() > 100 {
-            pax.push(("linkpath".into(), h.link.as_bytes().to_vec()));
+        if long_name {
+            pax.push(("path".into(), raw_name.to_vec()));
+        }
+        if long_link {
+            pax.push(("linkpath".into(), raw_link.to_vec()));
         }
         if h.uid > MAX_OCTAL7 {
             pax.push(("uid".into(), h.uid.to_string().into_bytes()));
@@ -103,11 +122,12 @@ impl<W: Write> TarWriter<W> {
         }
         if !pax.is_empty() {
             let records = pax_records(&pax);
-            let base = h.name.trim_end_matches('/');
-            let base = base.rsplit('/').next().unwrap_or(base);
-            let pax_name = truncate(&format!("PaxHeaders/{base}"), 100).to_string();
+            let base = raw_name.strip_suffix(b"/").unwrap_or(&raw_name);
+            let base = base.rsplit(|&b| b == b'/').next().unwrap_or(base);
+            let mut pax_name = b"PaxHeaders/".to_vec();
+            pax_name.extend_from_slice(base);
             let ph = TarHeader {
-                name: &pax_name,
+                name: "",
                 kind: TarType::File,
                 mode: 0o644,
                 uid: 0,
@@ -119,7 +139,7 @@ impl<W: Write> TarWriter<W> {
                 dev_minor: 0,
                 xattrs: &[],
             };
-            let block = header_block(&ph, b'x');
+            let block = header_block(&ph, &pax_name, b"", b'x');
             self.put(&block)?;
             self.put(&records)?;
             self.pad(records.len() as u64)?;
@@ -133,7 +153,7 @@ impl<W: Write> TarWriter<W> {
             TarType::Dir => b'5',
             TarType::Fifo => b'6',
         };
-        self.put(&header_block(h, flag))?;
+        self.put(&header_block(h, &raw_name, &raw_link, flag))?;
         if h.kind == TarType::File && h.size > 0 {
             let data = data.ok_or_else(|| io::Error::other("file entry without data"))?;
             let mut buf = vec![0u8; 1 << 16];
@@ -144,7 +164,7 @@ impl<W: Write> TarWriter<W> {
                 if n == 0 {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
-                        format!("{} ended {left} bytes early", h.name),
+                        format!("{} ended {left} bytes early", name::show(h.name)),
                     ));
                 }
                 self.put(&buf[..n])?;
@@ -164,16 +184,18 @@ impl<W: Write> TarWriter<W> {
     }
 }
 
-/// The longest prefix of `s` within `max` bytes that ends on a char boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
+/// The longest prefix of `b` within `max` bytes that does not cut a UTF-8
+/// character in two (only the ustar fallback field of a name that also has
+/// a PAX record is ever cut).
+fn truncate(b: &[u8], max: usize) -> &[u8] {
+    if b.len() <= max {
+        return b;
     }
     let mut end = max;
-    while !s.is_char_boundary(end) {
+    while end > 0 && b[end] & 0xc0 == 0x80 {
         end -= 1;
     }
-    &s[..end]
+    &b[..end]
 }
 
 /// Encodes PAX records; each record's length includes its own digits.
@@ -203,9 +225,11 @@ fn octal(field: &mut [u8], value: u64) {
     field[digits] = 0;
 }
 
-fn header_block(h: &TarHeader<'_>, flag: u8) -> [u8; BLOCK as usize] {
+/// One header block; `name` and `link` are the bytes to write (the header's
+/// own strings are not used).
+fn header_block(h: &TarHeader<'_>, name: &[u8], link: &[u8], flag: u8) -> [u8; BLOCK as usize] {
     let mut b = [0u8; BLOCK as usize];
-    let name = truncate(h.name, 100).as_bytes();
+    let name = truncate(name, 100);
     b[..name.len()].copy_from_slice(name);
     octal(&mut b[100..108], u64::from(h.mode & 0o7777));
     octal(&mut b[108..116], h.uid.min(MAX_OCTAL7));
@@ -220,7 +244,7 @@ fn header_block(h: &TarHeader<'_>, flag: u8) -> [u8; BLOCK as usize] {
     );
     octal(&mut b[136..148], h.mtime.min(MAX_OCTAL11));
     b[156] = flag;
-    let link = truncate(h.link, 100).as_bytes();
+    let link = truncate(link, 100);
     b[157..157 + link.len()].copy_from_slice(link);
     b[257..263].copy_from_slice(b"ustar\0");
     b[263..265].copy_from_slice(b"00");
@@ -276,6 +300,81 @@ mod tests {
             .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(names, vec!["usr/".to_string(), long]);
+    }
+
+    /// Writes entries whose names and link targets are not UTF-8 (Latin-1,
+    /// stray bytes, longer than the ustar fields) and reads them back with
+    /// our reader and with the tar crate: every byte is where it was.
+    #[test]
+    fn names_that_are_not_utf8_are_written_byte_exact() {
+        use super::super::name::{decode, encode};
+        let n = |b: &[u8]| decode(b).into_owned();
+        let long_dir = [b"srv/".as_slice(), &[0xe9; 120]].concat();
+        let long_file = [long_dir.as_slice(), b"/f\xff\xfe.txt"].concat();
+        let long_utf8 = format!("srv/{}", "é".repeat(80));
+        let entries: Vec<(Vec<u8>, TarType, Vec<u8>)> = vec![
+            (b"srv/".to_vec(), TarType::Dir, vec![]),
+            (b"srv/www/caf\xe9.html".to_vec(), TarType::File, vec![]),
+            (
+                b"srv/www/l\xe9".to_vec(),
+                TarType::Symlink,
+                b"caf\xe9.html".to_vec(),
+            ),
+            (
+                b"srv/www/h".to_vec(),
+                TarType::Hardlink,
+                b"srv/www/caf\xe9.html".to_vec(),
+            ),
+            ([long_dir.as_slice(), b"/"].concat(), TarType::Dir, vec![]),
+            (long_file.clone(), TarType::File, vec![]),
+            (b"srv/ll".to_vec(), TarType::Symlink, long_file.clone()),
+            (long_utf8.as_bytes().to_vec(), TarType::File, vec![]),
+        ];
+        let mut w = TarWriter::new(Vec::new());
+        for (name, kind, link) in &entries {
+            let (name, link) = (n(name), n(link));
+            let size = if *kind == TarType::File { 3 } else { 0 };
+            let mut data: &[u8] = b"abc";
+            let h = TarHeader {
+                kind: *kind,
+                link: &link,
+                ..TarHeader::plain_file(&name, size)
+            };
+            w.append(&h, Some(&mut data)).unwrap();
+        }
+        let (bytes, _) = w.finish().unwrap();
+        // PAX path/linkpath records hold raw bytes, marked as binary only
+        // where they are not UTF-8 (three entries here; not the long UTF-8 one).
+        let marks = bytes
+            .windows(17)
+            .filter(|w| w == b"hdrcharset=BINARY")
+            .count();
+        assert_eq!(marks, 3);
+
+        let mut r = TarReader::new(&bytes[..], 1 << 20);
+        for (name, kind, link) in &entries {
+            let e = r.next_entry().unwrap().unwrap();
+            assert_eq!(encode(&e.name).as_ref(), name.as_slice());
+            assert_eq!(e.kind, *kind);
+            assert_eq!(encode(&e.link).as_ref(), link.as_slice());
+        }
+        assert!(r.next_entry().unwrap().is_none());
+
+        let mut a = tar::Archive::new(&bytes[..]);
+        let got: Vec<(Vec<u8>, Vec<u8>)> = a
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let link = e.link_name_bytes().map(|l| l.into_owned());
+                (e.path_bytes().into_owned(), link.unwrap_or_default())
+            })
+            .collect();
+        let want: Vec<(Vec<u8>, Vec<u8>)> = entries
+            .iter()
+            .map(|(name, _, link)| (name.clone(), link.clone()))
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

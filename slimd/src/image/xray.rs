@@ -6,6 +6,9 @@
 //! databases give packages; ELF headers (read by `pread`, a few bytes per
 //! file) give executables and libraries. Memory is per entry, never per
 //! byte of content, so images of several GB are fine.
+//!
+//! The report is for people: its paths and warnings are shown escaped
+//! ([`super::name::show`]) as the last step of [`XrayReport::build`].
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -462,7 +465,7 @@ impl XrayReport {
             }
         }
 
-        XrayReport {
+        let report = XrayReport {
             image_id: image.config_digest.clone(),
             repo_tags: image.repo_tags.clone(),
             format: image.format,
@@ -514,7 +517,43 @@ impl XrayReport {
             certificates,
             config,
             warnings,
+        };
+        report.show_names()
+    }
+
+    /// Every path and warning as people read it (non-UTF-8 bytes as `\xNN`).
+    fn show_names(mut self) -> Self {
+        use super::name::show_in_place as show;
+        let sized = self
+            .largest_files
+            .iter_mut()
+            .chain(self.largest_directories.iter_mut());
+        sized.for_each(|p| show(&mut p.path));
+        self.wasted.iter_mut().for_each(|w| show(&mut w.path));
+        for d in &mut self.duplicates {
+            d.copies.iter_mut().for_each(|(_, p)| show(p));
         }
+        let e = &mut self.elf;
+        e.executables
+            .iter_mut()
+            .chain(&mut e.static_executables)
+            .chain(&mut e.libraries)
+            .chain(&mut e.other)
+            .chain(&mut e.unreadable)
+            .for_each(show);
+        self.setuid
+            .iter_mut()
+            .chain(&mut self.setgid)
+            .chain(&mut self.world_writable)
+            .for_each(|m| show(&mut m.path));
+        self.capabilities.iter_mut().for_each(|c| show(&mut c.path));
+        self.shells
+            .iter_mut()
+            .chain(&mut self.package_managers)
+            .chain(&mut self.certificates)
+            .chain(&mut self.warnings)
+            .for_each(show);
+        self
     }
 
     /// A readable summary for a terminal.

@@ -2,6 +2,11 @@
 //! and why, how the probes and verify went, and how long each phase took.
 //! Written as JSON to `<state>/sessions/<id>/report.json`; the CLI renders
 //! it from that JSON, so old reports stay readable.
+//!
+//! While a session fills it, the report holds path strings as the daemon
+//! keeps them ([`crate::image::name`]); [`Report::show_names`] turns every
+//! name and message in it into the form people read (a byte that is not
+//! UTF-8 as `\xNN`), once, right before it is written.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +15,12 @@ use serde_json::{Value, json};
 
 use crate::{
     api::types::{ApiError, Phase, SessionKind},
+    image::name::{self, show_in_place as show},
     probe::{ProbeReport, RequestOrigin, RunRecord},
-    resolve::{Coverage, ExecRecord, KeepReason, NetOp, NetRecord},
+    resolve::{
+        Coverage, ExecRecord, KeepReason, NetOp, NetRecord,
+        packages::{AppCoverage, EcosystemCoverage, PackageCoverage},
+    },
     tracer::{SockAddr, TraceStats},
 };
 
@@ -220,6 +229,44 @@ impl Report {
         });
     }
 
+    /// Shows every name in the report the way people read it (see the
+    /// module docs): kept paths and their reasons, created, not-in-image,
+    /// unresolved and excluded paths, problems, warnings, the failure,
+    /// coverage and execs. Call it once, right before writing the report;
+    /// shown text shown again would escape its own backslashes.
+    pub fn show_names(&mut self) {
+        for k in &mut self.kept {
+            show(&mut k.path);
+            k.reasons.iter_mut().for_each(show_reason);
+        }
+        self.created
+            .iter_mut()
+            .chain(&mut self.not_in_image)
+            .chain(&mut self.unresolved)
+            .chain(&mut self.problems)
+            .chain(&mut self.excluded)
+            .chain(&mut self.warnings)
+            .for_each(show);
+        if let Some(f) = &mut self.failure {
+            show(&mut f.message);
+        }
+        if let Some(c) = &mut self.coverage {
+            show_coverage(c);
+        }
+        for e in &mut self.execs {
+            let ExecRecord { path, argv, .. } = e;
+            show(path);
+            argv.iter_mut().for_each(show);
+        }
+        for v in self.verify.iter_mut().chain(&mut self.verify_seccomp) {
+            v.mismatches
+                .iter_mut()
+                .chain(&mut v.problems)
+                .chain(&mut v.unverified)
+                .for_each(show);
+        }
+    }
+
     /// The short form streamed as the last progress line.
     pub fn summary(&self, report_path: &str) -> Value {
         json!({
@@ -340,11 +387,99 @@ fn coverage_summary(c: &Coverage) -> Value {
     })
 }
 
+/// A keep reason's names as people read them.
+fn show_reason(r: &mut KeepReason) {
+    match r {
+        KeepReason::Used { .. }
+        | KeepReason::Volume
+        | KeepReason::AlwaysKeep { .. }
+        | KeepReason::UserFlag { .. } => {}
+        KeepReason::SymlinkTo { path } => show(path),
+        KeepReason::ElfInterpreter { of }
+        | KeepReason::ElfDependency { of }
+        | KeepReason::ScriptInterpreter { of }
+        | KeepReason::PythonPair { of } => show(of),
+        KeepReason::StateDirectory { written } => show(written),
+        KeepReason::AppSource { root } => show(root),
+        KeepReason::Package { used, .. } => show(used),
+        KeepReason::PackageDependency { required_by, .. } => show(required_by),
+    }
+}
+
+/// Coverage's paths and messages as people read them. The patterns name
+/// every field, so a new one is not forgotten here.
+fn show_coverage(c: &mut Coverage) {
+    let Coverage {
+        granularity: _,
+        ecosystems,
+        app,
+        notes,
+        warnings,
+    } = c;
+    notes.iter_mut().chain(warnings).for_each(show);
+    for e in ecosystems {
+        let EcosystemCoverage {
+            ecosystem: _,
+            roots,
+            packages_present: _,
+            used,
+            dependency_only,
+            unused,
+        } = e;
+        roots.iter_mut().chain(unused).for_each(show);
+        for p in used.iter_mut().chain(dependency_only) {
+            let PackageCoverage {
+                name,
+                version: _,
+                root,
+                granularity: _,
+                kept_whole: _,
+                files: _,
+                files_used: _,
+                required_by,
+                untouched_modules,
+                untouched_more: _,
+                missing_dependencies,
+            } = p;
+            show(name);
+            show(root);
+            required_by.iter_mut().for_each(show);
+            untouched_modules
+                .iter_mut()
+                .chain(missing_dependencies)
+                .for_each(show);
+        }
+    }
+    for a in app {
+        let AppCoverage {
+            root,
+            why: _,
+            granularity: _,
+            kept_whole: _,
+            files: _,
+            files_used: _,
+            modules: _,
+            modules_loaded: _,
+            untouched_modules,
+            untouched_more: _,
+            declared_in,
+            missing_dependencies,
+        } = a;
+        show(root);
+        declared_in.iter_mut().for_each(show);
+        untouched_modules
+            .iter_mut()
+            .chain(missing_dependencies)
+            .for_each(show);
+    }
+}
+
 pub fn addr_text(a: &SockAddr) -> String {
     match a {
         SockAddr::Inet { ip, port } => format!("{ip}:{port}"),
         SockAddr::Inet6 { ip, port } => format!("[{ip}]:{port}"),
         SockAddr::Unix { path, r#abstract } => {
+            let path = name::show(path);
             if *r#abstract {
                 format!("unix:@{path}")
             } else {
@@ -862,6 +997,130 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("app       /app: 1 of 4 source files loaded, tree kept whole"));
+    }
+
+    /// A user names non-UTF-8 paths in flags as reports show them; the keep
+    /// set gets the bytes, and the report shows them in that same form.
+    #[test]
+    fn names_are_bytes_from_flags_to_the_report() {
+        use crate::api::types::KeepOptions;
+        use crate::image::name::{decode, encode};
+        use crate::image::tests::{LayerBuilder, image_from};
+        use crate::resolve::{Access, AccessKind, KeepInput, KeepSet, Observations};
+        let layer = LayerBuilder::new()
+            .dir("srv/www", 0o755)
+            .raw(b"srv/www/caf\xe9.html", tar::EntryType::Regular, b"", b"x")
+            .raw(
+                b"srv/www/men\xfc",
+                tar::EntryType::Symlink,
+                b"caf\xe9.html",
+                b"",
+            )
+            .raw(b"srv/www/old\xe8.bak", tar::EntryType::Regular, b"", b"y")
+            .raw(b"srv/www/x\\x41", tar::EntryType::Regular, b"", b"z")
+            .file("srv/www/unused.html", b"u")
+            .build();
+        let dir = tempfile::tempdir().unwrap();
+        let img = image_from(vec![layer], dir.path()).unwrap();
+        let obs = Observations {
+            accesses: vec![Access {
+                path: decode(b"/srv/www/men\xfc").into_owned(),
+                kind: AccessKind::Open,
+                ok: true,
+                nofollow: false,
+                write: false,
+                pid: 1,
+                comm: "app".into(),
+            }],
+            ..Default::default()
+        };
+        let options = KeepOptions {
+            include_paths: vec![
+                "/srv/www/old\\xE8.bak".into(),
+                // A literal backslash before `x41`, as the report shows it.
+                "/srv/www/x\\x5cx41".into(),
+                "/srv/www/gone\\xff".into(),
+            ],
+            exclude_patterns: vec!["/srv/**/old\\xe8*".into()],
+            ..Default::default()
+        };
+        let ks = KeepSet::build(&KeepInput {
+            image: &img,
+            observations: &obs,
+            options: &options,
+            workdir: None,
+        })
+        .unwrap();
+        let kept: Vec<Vec<u8>> = ks
+            .entries()
+            .keys()
+            .map(|p| encode(p).into_owned())
+            .collect();
+        assert!(
+            kept.contains(&b"/srv/www/caf\xe9.html".to_vec()),
+            "{kept:?}"
+        );
+        assert!(kept.contains(&b"/srv/www/men\xfc".to_vec()));
+        assert!(kept.contains(&b"/srv/www/x\\x41".to_vec()));
+        assert!(
+            !kept.contains(&b"/srv/www/old\xe8.bak".to_vec()),
+            "excluded"
+        );
+        assert!(!kept.contains(&b"/srv/www/unused.html".to_vec()));
+
+        let mut r = Report {
+            kept: ks
+                .entries()
+                .iter()
+                .map(|(p, reasons)| KeptFile {
+                    path: p.clone(),
+                    kind: "file",
+                    size: 0,
+                    reasons: reasons.clone(),
+                })
+                .collect(),
+            problems: ks.problems.clone(),
+            excluded: ks.excluded.clone(),
+            ..Default::default()
+        };
+        r.show_names();
+        let paths: Vec<&str> = r.kept.iter().map(|k| k.path.as_str()).collect();
+        assert!(paths.contains(&"/srv/www/caf\\xe9.html"), "{paths:?}");
+        assert!(paths.contains(&"/srv/www/x\\x5cx41"), "{paths:?}");
+        let cafe = r
+            .kept
+            .iter()
+            .find(|k| k.path == "/srv/www/caf\\xe9.html")
+            .unwrap();
+        assert!(
+            cafe.reasons
+                .iter()
+                .any(|x| matches!(x, KeepReason::Used { .. })),
+            "{:?}",
+            cafe.reasons
+        );
+        let link = r
+            .kept
+            .iter()
+            .find(|k| k.path == "/srv/www/men\\xfc")
+            .unwrap();
+        assert_eq!(
+            link.reasons,
+            [KeepReason::SymlinkTo {
+                path: "/srv/www/caf\\xe9.html".into()
+            }]
+        );
+        assert_eq!(r.excluded, ["/srv/www/old\\xe8.bak"]);
+        assert_eq!(
+            r.problems,
+            ["--include-path /srv/www/gone\\xff: not in the image"]
+        );
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            !json
+                .chars()
+                .any(|c| crate::image::name::escaped_byte(c).is_some())
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use super::process::{AccessKind, Observations};
 use crate::api::types::{Ecosystem, KeepOptions};
 use crate::image::{
     ElfOptions, EntryKind, Image, ImageFs, ResolveOptions, Selection, SyntheticEntry, elf_closure,
-    read_elf_info, resolve_shebang, which,
+    name, read_elf_info, resolve_shebang, which,
 };
 
 /// Why a path is in the slim image.
@@ -265,14 +265,16 @@ impl KeepSet {
 
         // 6. User flags.
         let opts = input.options;
+        // Users name a non-UTF-8 path as it is shown: `\xNN` is a byte.
         for p in &opts.include_paths {
-            ks.add_user_tree(fs, p, "--include-path");
+            ks.add_user_tree(fs, &name::parse(p), "--include-path");
         }
         for p in &opts.preserve_paths {
-            ks.add_user_tree(fs, p, "--preserve-path");
+            ks.add_user_tree(fs, &name::parse(p), "--preserve-path");
         }
         let mut bins = BTreeSet::new();
         for b in &opts.include_bins {
+            let b = &name::parse(b);
             let found = if b.starts_with('/') {
                 ks.add_resolved(fs, b, true, user("--include-bin"))
             } else {
@@ -755,7 +757,9 @@ fn python_pairs(fs: &ImageFs, path: &str) -> Vec<String> {
 fn globs(patterns: &[String]) -> Result<GlobSet, String> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        b.add(Glob::new(p).map_err(|e| format!("bad --exclude-pattern {p:?}: {e}"))?);
+        // `\xNN` names a byte first; what remains is glob syntax.
+        let p = name::parse(p);
+        b.add(Glob::new(&p).map_err(|e| format!("bad --exclude-pattern \"{p}\": {e}"))?);
     }
     b.build().map_err(|e| e.to_string())
 }

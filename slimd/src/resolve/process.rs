@@ -168,11 +168,11 @@ impl ProcessModel {
             if path.truncated || path.read_failed {
                 self.out
                     .unresolved
-                    .push(format!("{} (pid {tgid})", path.as_str_lossy()));
+                    .push(format!("{} (pid {tgid})", path.decoded()));
             }
             return None;
         }
-        let p = path.as_str_lossy().into_owned();
+        let p = path.decoded().into_owned();
         let proc_ = self.procs.get(&tgid);
         let abs = if p.starts_with('/') {
             p
@@ -513,6 +513,41 @@ mod tests {
                 ("/data/sub/../x", AccessKind::Open, false),
             ]
         );
+    }
+
+    #[test]
+    fn kernel_paths_are_bytes() {
+        let mut m = ProcessModel::new();
+        let latin1 = |b: &[u8]| RawPath {
+            bytes: b.to_vec(),
+            ..RawPath::default()
+        };
+        m.feed(&ev(
+            1,
+            "app",
+            0,
+            EventData::Chdir {
+                path: latin1(b"/srv/caf\xe9"),
+            },
+        ));
+        m.feed(&ev(
+            1,
+            "app",
+            3,
+            EventData::Open {
+                path: latin1(b"men\xfc.html"),
+                dfd: None,
+                flags: 0,
+                mode: 0,
+            },
+        ));
+        let o = m.finish();
+        let got: Vec<Vec<u8>> = o
+            .accesses
+            .iter()
+            .map(|a| crate::image::name::encode(&a.path).into_owned())
+            .collect();
+        assert_eq!(got, [&b"/srv/caf\xe9"[..], b"/srv/caf\xe9/men\xfc.html"]);
     }
 
     #[test]

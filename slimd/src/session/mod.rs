@@ -135,8 +135,20 @@ impl SessionHandle {
         }
     }
 
-    /// Records and broadcasts one progress line.
-    pub fn emit(&self, p: Progress) {
+    /// Records and broadcasts one progress line. Its messages are shown the
+    /// way people read names (see [`crate::image::name`]); the `Done`
+    /// summary comes from a report that is shown already.
+    pub fn emit(&self, mut p: Progress) {
+        match &mut p {
+            Progress::PhaseDone {
+                detail: Some(m), ..
+            }
+            | Progress::PhaseSkipped { why: m, .. }
+            | Progress::Note { message: m }
+            | Progress::Warning { message: m }
+            | Progress::Failed { message: m, .. } => crate::image::name::show_in_place(m),
+            _ => {}
+        }
         if let Progress::PhaseStarted { phase } = &p {
             self.info.lock().unwrap().phase = Some(*phase);
         }
@@ -460,7 +472,7 @@ pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::Xra
     let _ = std::fs::remove_dir_all(&scratch);
     result.map_err(|message| ApiError {
         kind: FailureKind::Internal,
-        message,
+        message: crate::image::name::shown(&message).into_owned(),
     })
 }
 

@@ -114,9 +114,10 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
                 message: e.to_string(),
             });
             info.state = report.state.clone();
-            info.message = Some(e.to_string());
+            info.message = Some(crate::image::name::shown(&e.to_string()).into_owned());
         }
     }
+    report.show_names();
     if let Err(e) = write_json(&report_path, &report) {
         tracing::error!("cannot write {}: {e}", report_path.display());
     }

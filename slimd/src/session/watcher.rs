@@ -268,9 +268,10 @@ async fn profile_container(
                 message: e.to_string(),
             });
             info.state = "failed".into();
-            info.message = Some(e.to_string());
+            info.message = Some(crate::image::name::shown(&e.to_string()).into_owned());
         }
     }
+    report.show_names();
     let _ = write_json(&report_path, &report);
     let _ = write_json(&dir.join("session.json"), &info);
     handle.set_info(info);

@@ -1,4 +1,8 @@
 //! Typed events decoded from ring-buffer records.
+//!
+//! Paths, argv words and socket paths are bytes; they become strings through
+//! the one lossless encoding of [`crate::image::name`], so a name that is not
+//! UTF-8 still matches the image's entry of the same bytes.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -7,6 +11,8 @@ use slimd_common::{
     AT_FDCWD, EVENT_ARGV_TRUNCATED, EVENT_GROUP_DEAD, EVENT_READ_FAILED, EVENT_TRUNCATED,
     EventHeader, EventKind, Syscall,
 };
+
+use crate::image::name;
 
 /// A path as the app passed it: raw bytes (Linux paths need not be UTF-8).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,8 +26,9 @@ pub struct RawPath {
 }
 
 impl RawPath {
-    pub fn as_str_lossy(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.bytes)
+    /// The path as a path string (lossless; see [`crate::image::name`]).
+    pub fn decoded(&self) -> std::borrow::Cow<'_, str> {
+        name::decode(&self.bytes)
     }
 
     pub fn is_absolute(&self) -> bool {
@@ -39,12 +46,12 @@ impl Serialize for RawPath {
         if self.truncated || self.read_failed {
             use serde::ser::SerializeStruct;
             let mut st = s.serialize_struct("RawPath", 3)?;
-            st.serialize_field("path", &self.as_str_lossy())?;
+            st.serialize_field("path", &name::shown(&self.decoded()))?;
             st.serialize_field("truncated", &self.truncated)?;
             st.serialize_field("read_failed", &self.read_failed)?;
             st.end()
         } else {
-            s.serialize_str(&self.as_str_lossy())
+            s.serialize_str(&name::shown(&self.decoded()))
         }
     }
 }
@@ -102,7 +109,7 @@ impl SockAddr {
                     p.iter().position(|&c| c == 0).unwrap_or(p.len())
                 };
                 Self::Unix {
-                    path: String::from_utf8_lossy(&p[..end]).into_owned(),
+                    path: name::decode(&p[..end]).into_owned(),
                     r#abstract,
                 }
             }
@@ -278,7 +285,7 @@ pub fn decode(rec: &[u8]) -> Result<TraceEvent, DecodeError> {
             argv: aux
                 .split(|&b| b == 0)
                 .filter(|s| !s.is_empty())
-                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .map(|s| name::decode(s).into_owned())
                 .collect(),
             argv_truncated: h.flags & EVENT_ARGV_TRUNCATED != 0,
         },
@@ -469,6 +476,26 @@ mod tests {
                 port: 443
             }
         );
+    }
+
+    #[test]
+    fn names_are_bytes() {
+        let r = record(
+            EventKind::ExecArgs,
+            b"/opt/caf\xe9",
+            b"caf\xe9\0-x\0",
+            |_| {},
+        );
+        let e = decode(&r).unwrap();
+        match &e.data {
+            EventData::ExecArgs { path, argv, .. } => {
+                assert_eq!(path.decoded(), crate::image::name::decode(b"/opt/caf\xe9"));
+                assert_eq!(argv[0], crate::image::name::decode(b"caf\xe9"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let j = serde_json::to_value(&e).unwrap();
+        assert_eq!(j["path"], "/opt/caf\\xe9");
     }
 
     #[test]

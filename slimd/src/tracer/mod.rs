@@ -746,7 +746,7 @@ fn drain(ring: &mut RingBuf<MapData>, shared: &Shared) {
                     let _ = shared.watch_tx.send(NewCgroup {
                         id: *id,
                         level: *level,
-                        path: path.as_str_lossy().into_owned(),
+                        path: path.decoded().into_owned(),
                     });
                 } else if let Some(s) = subs.get_mut(&ev.session) {
                     s.received += 1;

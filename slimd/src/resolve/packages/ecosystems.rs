@@ -77,9 +77,11 @@ pub(super) fn scan(fs: &ImageFs, cat: &mut Catalog) {
     }
 }
 
+/// A metadata file as text; the paths it lists (RECORD, installed-files.txt)
+/// are bytes, decoded like every name ([`crate::image::name`]).
 pub(super) fn read_text(fs: &ImageFs, path: &str) -> Result<String, PackageError> {
     fs.read(path, MAX_META)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(crate::image::name::decode_owned)
         .map_err(|source| PackageError::Read {
             path: path.to_string(),
             source,

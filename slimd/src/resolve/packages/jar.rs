@@ -135,7 +135,7 @@ pub(crate) fn manifest(fs: &ImageFs, jar: &str) -> Result<Option<String>, Packag
                 }
                 _ => return Err(bad("unknown compression method")),
             };
-            return Ok(Some(String::from_utf8_lossy(&bytes).into_owned()));
+            return Ok(Some(crate::image::name::decode_owned(bytes)));
         }
         i += 46 + name_len + extra_len + comment_len;
     }
