@@ -30,7 +30,7 @@ use std::{
 };
 
 use tokio::sync::{Notify, broadcast, watch};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
@@ -110,7 +110,9 @@ pub struct SessionHandle {
 }
 
 impl SessionHandle {
-    fn new(id: String, req: &SessionRequest) -> Self {
+    /// A handle whose cancellation follows `cancel` (the daemon's token's
+    /// child: shutting the daemon down cancels every session).
+    fn new(id: String, req: &SessionRequest, cancel: CancellationToken) -> Self {
         let (tx, _) = broadcast::channel(1024);
         let (finished, _) = watch::channel(false);
         Self {
@@ -129,7 +131,7 @@ impl SessionHandle {
             detach: req.detach,
             history: Mutex::new(Vec::new()),
             tx,
-            cancel: CancellationToken::new(),
+            cancel,
             continue_signal: Notify::new(),
             finished,
         }
@@ -189,11 +191,24 @@ impl SessionHandle {
 }
 
 /// What lives as long as the daemon.
+///
+/// It owns every task it starts, the way bpfman's serve loop does: one root
+/// [`CancellationToken`] whose children are the sessions' tokens, and a
+/// [`TaskTracker`] holding the sessions, the watcher and its decisions.
+/// [`Daemon::shutdown`] cancels the root, joins the tasks, sweeps leftovers,
+/// and last stops the tracer's ring-buffer reader and joins it.
 pub struct Daemon {
     pub config: DaemonConfig,
     tracer: Result<Tracer, String>,
     engine: tokio::sync::Mutex<Option<Engine>>,
     sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
+    /// Cancelled when shutdown begins; every session's token is a child.
+    shutdown: CancellationToken,
+    /// Sessions, the watcher and its decision tasks.
+    tasks: TaskTracker,
+    /// Held while a new session or an adopted cgroup comes to life, and by
+    /// shutdown while it begins: nothing starts once shutdown has begun.
+    lifecycle: Mutex<()>,
 }
 
 impl Daemon {
@@ -228,10 +243,13 @@ impl Daemon {
             tracer,
             engine: tokio::sync::Mutex::new(engine),
             sessions: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            lifecycle: Mutex::new(()),
         });
         cleanup::remove_leftovers(&daemon).await;
         if let Some(label) = daemon.config.watch_label.clone() {
-            tokio::spawn(watcher::run(daemon.clone(), label));
+            daemon.tasks.spawn(watcher::run(daemon.clone(), label));
         }
         Ok(daemon)
     }
@@ -267,6 +285,19 @@ impl Daemon {
         self.config.state_dir.join("scratch").join(id)
     }
 
+    /// Whether shutdown has begun (nothing new starts from then on).
+    pub fn shutting_down(&self) -> bool {
+        self.shutdown.is_cancelled()
+    }
+
+    /// Runs `start` unless shutdown has begun, atomically with its
+    /// beginning: what `start` brings to life is owned by the daemon and
+    /// cancelled and joined by [`Daemon::shutdown`].
+    pub(crate) fn unless_shutting_down<T>(&self, start: impl FnOnce() -> T) -> Option<T> {
+        let _g = self.lifecycle.lock().unwrap();
+        (!self.shutting_down()).then(start)
+    }
+
     /// Registers a session (it shows in `slim sessions` from now on).
     pub fn register(&self, req: &SessionRequest) -> Result<Arc<SessionHandle>, ApiError> {
         if req.image.trim().is_empty() && req.from_profile.is_none() {
@@ -275,8 +306,18 @@ impl Daemon {
                 message: "no image given".into(),
             });
         }
+        if self.shutting_down() {
+            return Err(ApiError {
+                kind: FailureKind::Internal,
+                message: "slimd is shutting down: no new sessions".into(),
+            });
+        }
         let id = new_session_id();
-        let handle = Arc::new(SessionHandle::new(id.clone(), req));
+        let handle = Arc::new(SessionHandle::new(
+            id.clone(),
+            req,
+            self.shutdown.child_token(),
+        ));
         handle.emit(Progress::Session { id: id.clone() });
         self.sessions.lock().unwrap().insert(id, handle.clone());
         Ok(handle)
@@ -297,13 +338,21 @@ impl Daemon {
         let daemon = self.clone();
         let h = handle.clone();
         let span = tracing::info_span!("session", id = %h.id, image = %req.image);
-        tokio::spawn(
-            async move {
-                run::run(daemon.clone(), h.clone(), req).await;
-                daemon.unregister(&h);
-            }
-            .instrument(span),
-        );
+        let task = async move {
+            run::run(daemon.clone(), h.clone(), req).await;
+            daemon.unregister(&h);
+        }
+        .instrument(span);
+        let started = self.unless_shutting_down(|| {
+            self.tasks.spawn(task);
+        });
+        if started.is_none() {
+            self.unregister(&handle);
+            return Err(ApiError {
+                kind: FailureKind::Internal,
+                message: "slimd is shutting down: no new sessions".into(),
+            });
+        }
         Ok(handle)
     }
 
@@ -359,17 +408,42 @@ impl Daemon {
         }
     }
 
-    /// Cancels every session and waits (bounded) for their cleanup; then
-    /// sweeps leftovers once more.
+    /// Stops the daemon's work in order: nothing new starts; every session
+    /// (and the watcher, with its decisions) is cancelled and joined, within
+    /// a deadline; leftovers are swept; then the ring-buffer reader, which
+    /// the sessions needed until their end, is stopped and joined.
     pub async fn shutdown(&self) {
-        let handles: Vec<_> = self.sessions.lock().unwrap().values().cloned().collect();
-        for h in &handles {
-            h.cancel.cancel();
+        {
+            let _g = self.lifecycle.lock().unwrap();
+            self.shutdown.cancel();
         }
-        for h in &handles {
-            let _ = tokio::time::timeout(Duration::from_secs(30), h.wait()).await;
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(45), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "{} task(s) did not end within 45 s of shutdown; their leftovers are swept",
+                self.tasks.len()
+            );
         }
         cleanup::remove_leftovers(self).await;
+        if let Ok(t) = &self.tracer {
+            t.stop().await;
+        }
+    }
+
+    /// Spawns a task the daemon owns (joined by [`Daemon::shutdown`]).
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
+    /// Resolves when shutdown begins.
+    pub(crate) async fn shutdown_begun(&self) {
+        self.shutdown.cancelled().await
     }
 
     pub async fn status(&self) -> StatusInfo {
@@ -521,7 +595,7 @@ mod tests {
             image: "x".into(),
             ..Default::default()
         };
-        let h = SessionHandle::new("id".into(), &req);
+        let h = SessionHandle::new("id".into(), &req, CancellationToken::new());
         h.emit(Progress::PhaseStarted {
             phase: Phase::Inspect,
         });

@@ -71,9 +71,13 @@ pub async fn run(daemon: Arc<Daemon>, label: String) {
     let mut sweep = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
+            _ = daemon.shutdown_begun() => {
+                tracing::info!("watch mode: stopped (shutting down)");
+                return;
+            }
             c = rx.recv() => {
                 let Some(c) = c else { return };
-                tokio::spawn(decide(daemon.clone(), c, label.clone()));
+                daemon.spawn(decide(daemon.clone(), c, label.clone()));
             }
             _ = sweep.tick() => {
                 for id in tracer.sweep_pending(Duration::from_secs(60)) {
@@ -136,9 +140,18 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
             return;
         }
     };
-    let trace = match tracer.adopt(&c, &handle.id) {
-        Ok(t) => t,
-        Err(e) => {
+    // Never adopt once shutdown has begun: the check and the adoption are
+    // one step, so shutdown sees either no adopted cgroup or a session it
+    // owns and cancels.
+    let adopted = daemon.unless_shutting_down(|| tracer.adopt(&c, &handle.id));
+    let trace = match adopted {
+        None => {
+            tracer.reject(c.id);
+            daemon.unregister(&handle);
+            return;
+        }
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
             tracing::warn!("watch: cannot adopt {}: {e}", c.path);
             tracer.reject(c.id);
             daemon.unregister(&handle);

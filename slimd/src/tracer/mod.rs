@@ -248,6 +248,8 @@ pub struct Tracer {
     shared: Arc<Shared>,
     watch_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<NewCgroup>>>>,
     reader: mpsc::UnboundedSender<ReaderCmd>,
+    /// The reader task, joined by [`Tracer::stop`].
+    reader_task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
     info: Arc<TracerInfo>,
     // Programs and their links stay attached while this lives.
     _programs: Arc<loader::Loaded>,
@@ -299,7 +301,7 @@ impl Tracer {
         // the load rather than the first session.
         drop(map_ring(&ring)?);
         let (reader, reader_rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_loop(ring, reader_rx, shared.clone()));
+        let reader_task = tokio::spawn(read_loop(ring, reader_rx, shared.clone()));
         if shared.always_mapped {
             let _ = reader.send(ReaderCmd::Wake);
         }
@@ -313,9 +315,24 @@ impl Tracer {
             shared,
             watch_rx: Arc::new(Mutex::new(Some(watch_rx))),
             reader,
+            reader_task: Arc::new(Mutex::new(Some(reader_task))),
             info: Arc::new(info),
             _programs: Arc::new(loaded),
         })
+    }
+
+    /// Stops the ring-buffer reader after it delivered what is in the ring
+    /// buffer, and waits for it. Sessions started afterwards get no events:
+    /// call it last, when the daemon shuts down.
+    pub async fn stop(&self) {
+        let _ = self.flush().await;
+        let _ = self.reader.send(ReaderCmd::Stop);
+        let task = self.reader_task.lock().unwrap().take();
+        if let Some(t) = task
+            && let Err(e) = t.await
+        {
+            tracing::warn!("the ring-buffer reader ended badly: {e}");
+        }
     }
 
     pub fn info(&self) -> &TracerInfo {
@@ -643,6 +660,8 @@ enum ReaderCmd {
     /// Deliver everything already in the ring buffer, then answer whether
     /// it could be read.
     Flush(oneshot::Sender<bool>),
+    /// End the reader (the daemon is shutting down).
+    Stop,
 }
 
 /// Maps the ring buffer (a second mapping of the same kernel map) and
@@ -723,6 +742,12 @@ async fn read_loop(
                     drain(r.get_mut(), &shared);
                 }
                 let _ = ack.send(ring.is_some() || !shared.needs_ring());
+            }
+            ReaderCmd::Stop => {
+                if let Some(r) = ring.as_mut() {
+                    drain(r.get_mut(), &shared);
+                }
+                return;
             }
         }
     }
