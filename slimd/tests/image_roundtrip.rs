@@ -220,7 +220,7 @@ fn xray_finds_debian_packages() {
             .any(|s| s.ends_with("/apt-get"))
     );
     assert!(report.wasted_bytes > 0, "/etc/slimd-test was overwritten");
-    let text = report.render_text();
+    let text = slimd::report::xray::render_xray(&report);
     assert!(text.contains("libc6"));
     serde_json::to_string(&report).unwrap();
 }

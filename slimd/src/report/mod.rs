@@ -8,6 +8,8 @@
 //! name and message in it into the form people read (a byte that is not
 //! UTF-8 as `\xNN`), once, right before it is written.
 
+pub mod xray;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;

@@ -1,0 +1,351 @@
+//! The flags of `slim`: every clap type in one place, and how build and
+//! profile flags become the daemon's [`SessionRequest`].
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::api::types::{
+    ContinueAfter, DEFAULT_SOCKET, Granularity, GranularityOverride, GranularityOverrideError,
+    KeepOptions, ProbeOptions, RunOptions, SessionKind, SessionRequest,
+};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "slim",
+    version,
+    about = "Minify container images by watching their app from outside (talks to slimd)"
+)]
+pub struct Cli {
+    /// The daemon's socket.
+    #[arg(long, env = "SLIMD_SOCKET", default_value = DEFAULT_SOCKET, global = true)]
+    pub socket: PathBuf,
+    /// Machine-readable output: progress as JSON lines, results as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Trace the app, probe it, and build the smallest image that does the same job.
+    Build(BuildArgs),
+    /// Trace the app and report what it used; no image is built.
+    Profile(BuildArgs),
+    /// Show what an image contains.
+    Xray(XrayArgs),
+    /// List sessions.
+    Sessions,
+    /// Show a session's report.
+    Report { id: String },
+    /// Follow a running session's progress (e.g. after --detach).
+    Attach { id: String },
+    /// Cancel a running session.
+    Cancel { id: String },
+    /// Daemon, kernel and engine facts.
+    Status,
+}
+
+/// Flags of `build` and `profile`.
+#[derive(Args, Debug, Clone)]
+pub struct BuildArgs {
+    /// The image to minify (must exist locally; slimd never pulls).
+    #[arg(required_unless_present = "from_profile")]
+    pub image: Option<String>,
+    /// Build from a finished session's saved profile (a watch-mode or
+    /// profile session) instead of running the app again.
+    #[arg(long, value_name = "SESSION")]
+    pub from_profile: Option<String>,
+    /// Target tag (default `<repo>.slim:<tag>`).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Replace an existing target tag.
+    #[arg(long)]
+    pub force: bool,
+
+    /// GET / and crawl on exposed ports.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub http_probe: bool,
+    /// JSON list of extra requests: method, path, port, headers, body, expect_status.
+    #[arg(long, value_name = "FILE")]
+    pub http_probe_file: Option<PathBuf>,
+    /// A command run inside the container (repeatable).
+    #[arg(long, value_name = "CMD")]
+    pub exec_probe: Vec<String>,
+    /// A host command run against the app, given SLIM_TARGET_HOST/PORT (repeatable).
+    #[arg(long, value_name = "CMD")]
+    pub probe_cmd: Vec<String>,
+    /// probes | exit | timeout:N | signal (Enter or SIGUSR1).
+    #[arg(long, value_name = "WHEN")]
+    pub continue_after: Option<String>,
+    /// Seconds to wait for the app's ports to answer.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub ready_timeout: u64,
+    /// Seconds for all probes.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub probe_timeout: u64,
+    /// Seconds a one-shot container may run.
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub run_timeout: u64,
+    /// Seconds each --exec-probe and --probe-cmd may run before it is
+    /// killed and reported as timed out.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub command_timeout: u64,
+
+    /// Override the entrypoint (a command line, or a JSON array).
+    #[arg(long, allow_hyphen_values = true)]
+    pub entrypoint: Option<String>,
+    /// Override the command (a command line, or a JSON array).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cmd: Option<String>,
+    /// KEY=VALUE (repeatable).
+    #[arg(long, short = 'e')]
+    pub env: Vec<String>,
+    /// A docker -v or --mount spec (repeatable).
+    #[arg(long)]
+    pub mount: Vec<String>,
+    #[arg(long)]
+    pub workdir: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Extra container port to publish and probe (repeatable).
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Docker network for the container.
+    #[arg(long)]
+    pub network: Option<String>,
+
+    /// Keep a path whole (repeatable). A byte that is not UTF-8 is written
+    /// `\xNN`, as reports show it (`/srv/caf\xe9.html`).
+    #[arg(long)]
+    pub include_path: Vec<String>,
+    /// Keep a binary with its libraries (repeatable).
+    #[arg(long)]
+    pub include_bin: Vec<String>,
+    /// Keep /bin/sh.
+    #[arg(long)]
+    pub include_shell: bool,
+    /// Never keep paths matching this glob (repeatable); `\xNN` is a byte.
+    #[arg(long)]
+    pub exclude_pattern: Vec<String>,
+    /// Keep a path exactly as in the original (repeatable); `\xNN` is a
+    /// byte.
+    #[arg(long)]
+    pub preserve_path: Vec<String>,
+    /// Keep CA certificate bundles and directories.
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub include_cert_all: bool,
+    /// Keep /usr/share/zoneinfo.
+    #[arg(long)]
+    pub include_zoneinfo: bool,
+    /// file: keep only the files the app used. package: keep each used
+    /// language package whole with its declared dependencies, and the app's
+    /// source tree whole (OS files stay file by file).
+    #[arg(long, default_value = "package", value_name = "file|package", value_parser = parse_granularity)]
+    pub granularity: Granularity,
+    /// MODE:/PATH or MODE:ECOSYSTEM:NAME, e.g. `file:/usr/lib/python3/dist-packages/foo`,
+    /// `package:node:lodash` (repeatable; the most specific wins).
+    #[arg(long, value_name = "OVERRIDE", value_parser = parse_override)]
+    pub granularity_override: Vec<GranularityOverride>,
+
+    /// Run the slim image and compare with the original (default: when probed).
+    #[arg(long, action = ArgAction::Set, value_name = "BOOL")]
+    pub verify: Option<bool>,
+    /// Verify again under the generated seccomp profile.
+    #[arg(long)]
+    pub verify_seccomp: bool,
+    /// Keep the session running if this command is interrupted.
+    #[arg(long)]
+    pub detach: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct XrayArgs {
+    /// An image in the engine (through the daemon).
+    pub image: Option<String>,
+    /// A `docker save` archive or OCI layout (read locally, no daemon needed).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
+
+fn parse_granularity(s: &str) -> Result<Granularity, String> {
+    s.parse()
+        .map_err(|e: GranularityOverrideError| e.to_string())
+}
+
+fn parse_override(s: &str) -> Result<GranularityOverride, String> {
+    s.parse()
+        .map_err(|e: GranularityOverrideError| e.to_string())
+}
+
+/// Splits `--entrypoint`/`--cmd`: a JSON array, or a shell-like line.
+fn command_words(s: &str) -> Result<Vec<String>, String> {
+    if s.trim_start().starts_with('[') {
+        return serde_json::from_str(s).map_err(|e| format!("bad JSON array {s:?}: {e}"));
+    }
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    crate::probe::split_command_line(s).map_err(|e| e.to_string())
+}
+
+impl BuildArgs {
+    /// The daemon's request for these flags.
+    pub fn request(&self, kind: SessionKind) -> Result<SessionRequest, String> {
+        let continue_after = self
+            .continue_after
+            .as_deref()
+            .map(ContinueAfter::parse)
+            .transpose()?;
+        let http_probe_file = self
+            .http_probe_file
+            .as_ref()
+            .map(|p| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("--http-probe-file {}: {e}", p.display()))
+            })
+            .transpose()?;
+        Ok(SessionRequest {
+            kind,
+            image: self.image.clone().unwrap_or_default(),
+            tag: self.tag.clone(),
+            force: self.force,
+            run: RunOptions {
+                entrypoint: self.entrypoint.as_deref().map(command_words).transpose()?,
+                cmd: self.cmd.as_deref().map(command_words).transpose()?,
+                env: self.env.clone(),
+                mounts: self.mount.clone(),
+                workdir: self.workdir.clone(),
+                user: self.user.clone(),
+                expose: self.expose.clone(),
+                network: self.network.clone(),
+            },
+            probes: ProbeOptions {
+                http_probe: self.http_probe,
+                http_probe_file,
+                exec_probes: self.exec_probe.clone(),
+                probe_cmds: self.probe_cmd.clone(),
+                continue_after,
+                ready_timeout_secs: self.ready_timeout,
+                probe_timeout_secs: self.probe_timeout,
+                run_timeout_secs: self.run_timeout,
+                command_timeout_secs: self.command_timeout,
+            },
+            keep: KeepOptions {
+                include_paths: self.include_path.clone(),
+                include_bins: self.include_bin.clone(),
+                include_shell: self.include_shell,
+                exclude_patterns: self.exclude_pattern.clone(),
+                preserve_paths: self.preserve_path.clone(),
+                include_cert_all: self.include_cert_all,
+                include_zoneinfo: self.include_zoneinfo,
+                granularity: self.granularity,
+                granularity_overrides: self.granularity_override.clone(),
+            },
+            verify: if kind == SessionKind::Profile {
+                Some(false)
+            } else {
+                self.verify
+            },
+            verify_seccomp: self.verify_seccomp && kind == SessionKind::Build,
+            detach: self.detach,
+            from_profile: self.from_profile.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_words_accept_json_and_lines() {
+        assert_eq!(
+            command_words(r#"["/bin/sh","-c","echo hi"]"#).unwrap(),
+            ["/bin/sh", "-c", "echo hi"]
+        );
+        assert_eq!(
+            command_words("python3 app.py --port 80").unwrap(),
+            ["python3", "app.py", "--port", "80"]
+        );
+        assert!(command_words("").unwrap().is_empty());
+        assert!(command_words("[oops").is_err());
+    }
+
+    #[test]
+    fn flags_become_a_request() {
+        let cli = Cli::try_parse_from([
+            "slim",
+            "build",
+            "app:1",
+            "--http-probe=false",
+            "--continue-after",
+            "timeout:5",
+            "--include-path",
+            "/etc/app",
+            "--exclude-pattern",
+            "/usr/share/doc/**",
+            "--include-cert-all=false",
+            "--env",
+            "A=1",
+            "--expose",
+            "9000",
+            "--verify=false",
+        ])
+        .unwrap();
+        let Command::Build(a) = cli.command else {
+            panic!()
+        };
+        let r = a.request(SessionKind::Build).unwrap();
+        assert!(!r.probes.http_probe);
+        assert_eq!(r.probes.continue_after, Some(ContinueAfter::Timeout(5)));
+        assert_eq!(r.keep.include_paths, ["/etc/app"]);
+        assert!(!r.keep.include_cert_all);
+        assert_eq!(r.run.env, ["A=1"]);
+        assert_eq!(r.run.expose, ["9000"]);
+        assert_eq!(r.verify, Some(false));
+        assert_eq!(r.keep.granularity, Granularity::Package);
+    }
+
+    #[test]
+    fn granularity_flags() {
+        let cli = Cli::try_parse_from([
+            "slim",
+            "build",
+            "app:1",
+            "--granularity",
+            "file",
+            "--granularity-override",
+            "package:/app",
+            "--granularity-override",
+            "package:python:flask",
+        ])
+        .unwrap();
+        let Command::Build(a) = cli.command else {
+            panic!()
+        };
+        let r = a.request(SessionKind::Build).unwrap();
+        assert_eq!(r.keep.granularity, Granularity::File);
+        let shown: Vec<String> = r
+            .keep
+            .granularity_overrides
+            .iter()
+            .map(|o| o.to_string())
+            .collect();
+        assert_eq!(shown, ["package:/app", "package:python:flask"]);
+        assert!(Cli::try_parse_from(["slim", "build", "x", "--granularity", "dir"]).is_err());
+        assert!(
+            Cli::try_parse_from(["slim", "build", "x", "--granularity-override", "file"]).is_err()
+        );
+    }
+
+    #[test]
+    fn bad_continue_after_is_a_usage_error() {
+        let cli = Cli::try_parse_from(["slim", "build", "x", "--continue-after", "soon"]).unwrap();
+        let Command::Build(a) = cli.command else {
+            panic!()
+        };
+        assert!(a.request(SessionKind::Build).is_err());
+    }
+}
