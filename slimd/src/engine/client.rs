@@ -424,6 +424,11 @@ impl Engine {
             .await
             .map_err(self.err("container inspect", Subject::Container(id)))?;
         let s = c.state.unwrap_or_default();
+        let netns = c
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.sandbox_key.clone())
+            .filter(|k| !k.is_empty());
         let ports = c
             .network_settings
             .and_then(|n| n.ports)
@@ -469,6 +474,7 @@ impl Engine {
             merged_dir: c
                 .graph_driver
                 .and_then(|g| g.data.get("MergedDir").cloned()),
+            netns,
         })
     }
 

@@ -98,6 +98,10 @@ pub struct ContainerInfo {
     pub cgroup_parent: Option<String>,
     /// The overlay's merged directory: the container's root as seen from the host.
     pub merged_dir: Option<String>,
+    /// A file naming the container's network namespace (the engine's bind
+    /// mount of it, e.g. `/var/run/docker/netns/<id>`): opening it needs no
+    /// ptrace rights over the container's processes, unlike `/proc/PID/ns/net`.
+    pub netns: Option<String>,
 }
 
 impl ContainerInfo {

@@ -48,7 +48,7 @@ pub async fn wait_listening(
     let started = Instant::now();
     let mut ready: BTreeMap<u16, PortReady> = BTreeMap::new();
     let mut last_error: BTreeMap<u16, String> = BTreeMap::new();
-    let mut pid: Option<u32> = None;
+    let mut netns: Option<std::path::PathBuf> = None;
     let exited = engine.wait_exit(container_id, deadline);
     tokio::pin!(exited);
     let mut feed_open = true;
@@ -62,21 +62,25 @@ pub async fn wait_listening(
             let Some(bound) = current.iter().find(|a| a.port() == port).copied() else {
                 continue;
             };
-            let pid = match pid {
-                Some(p) => p,
+            let ns = match &netns {
+                Some(p) => p.clone(),
                 None => {
                     let info = engine.inspect_container(container_id).await?;
-                    match info.state.pid.filter(|p| *p > 0) {
-                        Some(p) => *pid.insert(p as u32),
-                        None => {
+                    // The engine's handle on the namespace; the init
+                    // process's own (which needs ptrace rights) otherwise.
+                    let path = match (info.netns, info.state.pid.filter(|p| *p > 0)) {
+                        (Some(ns), _) => std::path::PathBuf::from(ns),
+                        (None, Some(pid)) => format!("/proc/{pid}/ns/net").into(),
+                        (None, None) => {
                             retry_soon = true;
                             continue;
                         }
-                    }
+                    };
+                    netns.insert(path).clone()
                 }
             };
             let target = connect_target(bound);
-            match crate::host::connect_in_netns(pid, target, Duration::from_secs(2)).await {
+            match crate::host::connect_in_netns(&ns, target, Duration::from_secs(2)).await {
                 Ok(()) => {
                     ready.insert(
                         port,
