@@ -599,3 +599,59 @@ fn continue_after_signal() -> Result<()> {
     );
     d.assert_clean()
 }
+
+/// The capabilities `deploy/systemd/slimd.service` grants are enough: a
+/// daemon whose bounding set is exactly the unit's builds and verifies a
+/// server that runs as an unprivileged user (its readiness connect enters
+/// the container's network namespace, which must not need CAP_SYS_PTRACE).
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn the_systemd_units_capabilities_are_enough() -> Result<()> {
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd/slimd.service"),
+    )?;
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .context("no CapabilityBoundingSet= in slimd.service")?
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_ascii_lowercase()))
+        .collect();
+    ensure!(!caps.is_empty(), "empty capability set");
+    let bounding = format!("--bounding-set=-all,{}", caps.join(","));
+    ensure!(
+        which("setpriv"),
+        "setpriv is missing: apt-get install util-linux"
+    );
+    // As the unit does: `slimd prepare` with full privileges first
+    // (ExecStartPre=+), then the daemon with only the unit's capabilities.
+    ensure!(
+        unit.contains("ExecStartPre=+/usr/local/bin/slimd prepare"),
+        "the unit no longer prepares the cgroup root"
+    );
+    let prepared = std::process::Command::new(daemon::bin("slimd"))
+        .args(["prepare", "--cgroup-root", "slimd-e2e-caps"])
+        .output()?;
+    ensure!(
+        prepared.status.success(),
+        "slimd prepare: {}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
+    let d = Daemon::start_wrapped("caps", &["setpriv", &bounding, "--"], &[])?;
+    let status = d.slim(&["status"])?;
+    ensure!(
+        status.status.success(),
+        "status under {bounding}: {}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+    // dynamic-c runs as uid 65534.
+    build_ok(&d, TestImage::DynamicC, &[])?;
+    Ok(())
+}
+
+fn which(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

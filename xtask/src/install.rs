@@ -201,14 +201,18 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The unit text for this prefix: ExecStart lines name `<prefix>/bin/slimd`.
+/// The unit text for this prefix: ExecStart and ExecStartPre lines (with
+/// or without systemd's `+`) name `<prefix>/bin/slimd`.
 fn unit_for_prefix(text: &str, layout: &Layout) -> String {
     let exe = layout.bin_dir.join("slimd");
     let mut out = String::new();
     for line in text.lines() {
-        match line.strip_prefix("ExecStart=") {
-            Some(cmd) if cmd.starts_with(SHIPPED_EXEC) => {
-                out.push_str("ExecStart=");
+        let exec = ["ExecStart=", "ExecStartPre=+", "ExecStartPre="]
+            .iter()
+            .find_map(|k| line.strip_prefix(k).map(|cmd| (*k, cmd)));
+        match exec {
+            Some((key, cmd)) if cmd.starts_with(SHIPPED_EXEC) => {
+                out.push_str(key);
                 out.push_str(&exe.display().to_string());
                 out.push_str(&cmd[SHIPPED_EXEC.len()..]);
             }

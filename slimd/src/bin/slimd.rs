@@ -22,6 +22,10 @@ struct Cli {
 enum Command {
     /// Run the daemon (the default).
     Serve,
+    /// Create the daemon's cgroup root (needs full root on hosts whose
+    /// cgroup2 root is read-only to the daemon's capability set; the systemd
+    /// unit runs it before `serve`).
+    Prepare,
     /// Run `docker run ARGS` in a fresh tagged cgroup and print its events as
     /// JSON lines until the container exits.
     Trace(slimd::cli::daemon::TraceArgs),
@@ -40,6 +44,7 @@ fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Some(Command::Trace(args)) => slimd::cli::daemon::trace(cli.serve, args).await,
+            Some(Command::Prepare) => slimd::cli::daemon::prepare(&cli.serve),
             Some(Command::Serve) | None => slimd::cli::daemon::serve(cli.serve).await,
         }
     });

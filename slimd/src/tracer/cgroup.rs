@@ -95,6 +95,20 @@ impl CgroupHost {
         })
     }
 
+    /// Creates `<v2>/<root_name>` if missing (the directory every session
+    /// cgroup lives in). On hosts whose cgroup2 root is mode 0555 (hybrid
+    /// layouts) this needs CAP_DAC_OVERRIDE, which the daemon itself does
+    /// not hold: `slimd prepare` does it before the daemon starts.
+    pub fn create_root(&self, root_name: &str) -> Result<PathBuf, TracerError> {
+        check_name(root_name)?;
+        let root = self.v2_mount.join(root_name);
+        match fs::create_dir(&root) {
+            Ok(()) => Ok(root),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(root),
+            Err(source) => Err(TracerError::Cgroup { path: root, source }),
+        }
+    }
+
     /// Creates `<v2>/<root_name>/<session>` and returns its id.
     pub fn create_session(
         &self,

@@ -26,6 +26,9 @@ pub struct Daemon {
     pub cgroup_root: String,
     /// Extra `slimd serve` flags.
     pub extra: Vec<String>,
+    /// A command the daemon runs under (e.g. `setpriv` with a capability
+    /// bounding set); empty: none.
+    pub wrapper: Vec<String>,
 }
 
 impl Daemon {
@@ -36,6 +39,11 @@ impl Daemon {
 
     /// Same, with extra `slimd serve` flags.
     pub fn start_with(name: &str, extra: &[&str]) -> Result<Self> {
+        Self::start_wrapped(name, &[], extra)
+    }
+
+    /// Same, run under `wrapper` (a command that then runs slimd).
+    pub fn start_wrapped(name: &str, wrapper: &[&str], extra: &[&str]) -> Result<Self> {
         slimd_tests::ensure_docker()?;
         let dir = std::env::temp_dir().join(format!("slimd-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -46,6 +54,7 @@ impl Daemon {
             state: dir.join("state"),
             cgroup_root: format!("slimd-e2e-{name}"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
             dir,
         };
         d.spawn()?;
@@ -58,7 +67,15 @@ impl Daemon {
             .create(true)
             .append(true)
             .open(self.dir.join("daemon.log"))?;
-        let child = Command::new(bin("slimd"))
+        let mut cmd = match self.wrapper.split_first() {
+            Some((w, args)) => {
+                let mut c = Command::new(w);
+                c.args(args).arg(bin("slimd"));
+                c
+            }
+            None => Command::new(bin("slimd")),
+        };
+        let child = cmd
             .arg("serve")
             .arg("--socket")
             .arg(&self.socket)
