@@ -1,7 +1,9 @@
 //! Shared helpers for the end-to-end tests: a Docker engine that answers,
 //! the five test images (built here from local files, never pulled, and
-//! rebuilt only when their inputs change), and small helpers to run the
-//! `docker` CLI and speak HTTP to a published port.
+//! rebuilt only when their inputs change), the language images
+//! ([`LangImage`]) and the client-first server images ([`ServerImage`]),
+//! and small helpers to run the `docker` CLI and speak HTTP to a published
+//! port.
 //!
 //! Every helper is idempotent and safe to call from several tests and test
 //! binaries at once: images are cached by a content hash kept in the
@@ -24,7 +26,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
 mod lang_images;
+mod server_images;
 pub use lang_images::LangImage;
+pub use server_images::ServerImage;
 
 /// Where slow-to-make inputs (the Debian rootfs) and build locks live.
 pub const CACHE_DIR: &str = "/var/cache/slimd-tests";
