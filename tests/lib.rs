@@ -233,9 +233,13 @@ fn wait_for(mut ok: impl FnMut() -> bool, timeout: Duration) -> bool {
 pub enum TestImage {
     /// (a) A statically linked C HTTP server (`FROM scratch`) serving
     /// `/srv/www`: an index page linking to an about page, a guide two levels
-    /// deep, CSS/JS and a JSON file. Unused: `/srv/www/unused/`, a 1 MiB
-    /// `/opt/unused/blob.bin`, docs. Exercises the crawl (files a server only
-    /// opens when asked) with no ELF dependencies at all. Port 8080.
+    /// deep, CSS/JS and a JSON file. The crawl never reaches
+    /// `/srv/www/pages/from-script.html` (only `app.js` asks for it) nor
+    /// `/srv/www/unused/`: the document root's content root keeps them under
+    /// the `package` granularity. Unused and outside the document root: a
+    /// draft in `/srv/drafts/`, a 1 MiB `/opt/unused/blob.bin`, docs.
+    /// Exercises the crawl (files a server only opens when asked) with no
+    /// ELF dependencies at all. Port 8080.
     StaticServer,
     /// (b) The same server built dynamically with libm (`/calc`) and zlib
     /// (`/crc`), running as uid 65534, in a merged-/usr rootfs copied from
@@ -563,6 +567,11 @@ fn recipe(image: TestImage) -> Result<Recipe> {
                 mode: 0o755,
             });
             entries.extend(tree_entries("/srv/www", "static-server/www")?);
+            entries.push(file_entry(
+                "/srv/drafts/draft.html",
+                "static-server/drafts/draft.html",
+                0o644,
+            )?);
             entries.push(Entry::Bytes {
                 path: "/opt/unused/blob.bin".into(),
                 data: filler(1 << 20, 1),
