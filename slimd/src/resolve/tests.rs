@@ -362,7 +362,7 @@ fn a_document_root_is_kept_whole_under_package_granularity_only() {
         "/srv/www/404.html",
         "/srv/www/about.html",
     ] {
-        assert_eq!(reasons(&ks, p), [content.clone()], "{p}");
+        assert_eq!(reasons(&ks, p), std::slice::from_ref(&content), "{p}");
     }
     assert!(reasons(&ks, "/srv/www/index.html").contains(&content));
     assert!(!ks.contains("/srv/drafts/draft.html"));
