@@ -1,7 +1,9 @@
 //! Shared helpers for the end-to-end tests: a Docker engine that answers,
 //! the five test images (built here from local files, never pulled, and
-//! rebuilt only when their inputs change), and small helpers to run the
-//! `docker` CLI and speak HTTP to a published port.
+//! rebuilt only when their inputs change), the language images
+//! ([`LangImage`]) and the client-first server images ([`ServerImage`]),
+//! and small helpers to run the `docker` CLI and speak HTTP to a published
+//! port.
 //!
 //! Every helper is idempotent and safe to call from several tests and test
 //! binaries at once: images are cached by a content hash kept in the
@@ -25,9 +27,11 @@ use sha2::{Digest, Sha256};
 
 mod lang_images;
 mod names_image;
+mod server_images;
 mod verify_images;
 pub use lang_images::LangImage;
 pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
+pub use server_images::ServerImage;
 pub use verify_images::{FRAGILE_APP, FRAGILE_APP_PORT, fragile_app};
 
 /// Where slow-to-make inputs (the Debian rootfs) and build locks live.
@@ -233,9 +237,13 @@ fn wait_for(mut ok: impl FnMut() -> bool, timeout: Duration) -> bool {
 pub enum TestImage {
     /// (a) A statically linked C HTTP server (`FROM scratch`) serving
     /// `/srv/www`: an index page linking to an about page, a guide two levels
-    /// deep, CSS/JS and a JSON file. Unused: `/srv/www/unused/`, a 1 MiB
-    /// `/opt/unused/blob.bin`, docs. Exercises the crawl (files a server only
-    /// opens when asked) with no ELF dependencies at all. Port 8080.
+    /// deep, CSS/JS and a JSON file. The crawl never reaches
+    /// `/srv/www/pages/from-script.html` (only `app.js` asks for it) nor
+    /// `/srv/www/unused/`: the document root's content root keeps them under
+    /// the `package` granularity. Unused and outside the document root: a
+    /// draft in `/srv/drafts/`, a 1 MiB `/opt/unused/blob.bin`, docs.
+    /// Exercises the crawl (files a server only opens when asked) with no
+    /// ELF dependencies at all. Port 8080.
     StaticServer,
     /// (b) The same server built dynamically with libm (`/calc`) and zlib
     /// (`/crc`), running as uid 65534, in a merged-/usr rootfs copied from
@@ -563,6 +571,11 @@ fn recipe(image: TestImage) -> Result<Recipe> {
                 mode: 0o755,
             });
             entries.extend(tree_entries("/srv/www", "static-server/www")?);
+            entries.push(file_entry(
+                "/srv/drafts/draft.html",
+                "static-server/drafts/draft.html",
+                0o644,
+            )?);
             entries.push(Entry::Bytes {
                 path: "/opt/unused/blob.bin".into(),
                 data: filler(1 << 20, 1),

@@ -49,3 +49,20 @@ fn images_are_cached_by_inputs() -> anyhow::Result<()> {
     assert_eq!(id, again);
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn server_images_build_and_answer_their_clients() -> anyhow::Result<()> {
+    use slimd_tests::ServerImage;
+    for server in ServerImage::ALL {
+        let tag = server.ensure()?;
+        eprintln!("{tag}: {} bytes", image_size(tag)?);
+        let c = server.run(tag)?;
+        server.wait_answering(&c, Duration::from_secs(90))?;
+        let (statement, answer) = server.seeded();
+        assert_eq!(server.query(&c, statement)?, answer, "{tag}");
+        let user = slimd_tests::docker(["exec", &c.id, "id", "-un"])?;
+        assert_eq!(user, server.user(), "{tag}");
+    }
+    Ok(())
+}

@@ -1,7 +1,8 @@
 //! End-to-end tests of package granularity and probe coverage (issue 8):
 //! code that only an unprobed route loads survives a `package` build,
-//! breaks a `file` build, and the coverage report names it. Plus the size
-//! cost of `package` over `file` for every test image.
+//! breaks a `file` build, and the coverage report names it. Likewise a page
+//! of a static site the crawl never reached (issue 11: content roots). Plus
+//! the size cost of `package` over `file` for every test image.
 
 mod daemon;
 
@@ -198,6 +199,97 @@ fn flask_lazy_imports_need_package_granularity() -> Result<()> {
 #[ignore = "needs root and Docker: cargo xtask test"]
 fn node_lazy_requires_need_package_granularity() -> Result<()> {
     lazy_code(LangImage::NodeApp)
+}
+
+/// A page only a script asks for: the static site's document root is a
+/// content root, kept whole by a `package` build and served by its slim
+/// image; a `file` build keeps only what the crawl read. Unused files
+/// outside the document root go either way.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn static_site_keeps_pages_the_crawl_never_reached() -> Result<()> {
+    let image = TestImage::StaticServer;
+    let d = Daemon::start("gran-content")?;
+    let tag = image.ensure()?;
+    let port = image.port().context("no port")?;
+    let unreached = ["/pages/from-script.html", "/unused/README.txt"];
+    let never_kept = ["/srv/drafts/draft.html", "/opt/unused/blob.bin"];
+    let kept_paths = |r: &Value| -> Vec<String> {
+        r["kept"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["path"].as_str().map(String::from))
+            .collect()
+    };
+    let www = |r: &Value| -> Result<Value> {
+        r["content_roots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["root"] == "/srv/www")
+            .cloned()
+            .with_context(|| format!("no content root /srv/www: {}", r["content_roots"]))
+    };
+
+    let target = "slimd-e2e/static-server:content";
+    let pkg = build(&d, tag, target, &[])?;
+    let crawled: Vec<&str> = pkg.report["probe"]["http"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["request"]["path"].as_str())
+        .collect();
+    for page in unreached {
+        ensure!(
+            !crawled.contains(&page),
+            "the crawl reached {page}: {crawled:?}"
+        );
+    }
+    for (page, (status, body)) in unreached.iter().zip(get_all(target, port, &unreached)?) {
+        ensure!(status == 200, "{target} GET {page}: {status} {body}");
+    }
+    let r = &pkg.report;
+    let reasons = kept_reason(r, "/srv/www/pages/from-script.html")
+        .context("/srv/www/pages/from-script.html not kept")?;
+    ensure!(
+        reasons[0]["rule"] == "content_root" && reasons[0]["root"] == "/srv/www",
+        "{reasons}"
+    );
+    let root = www(r)?;
+    ensure!(
+        root["kept_whole"] == true && root["added_files"].as_u64() >= Some(2),
+        "{root}"
+    );
+    let kept = kept_paths(r);
+    for p in never_kept {
+        ensure!(!kept.iter().any(|k| k == p), "{p} kept by a package build");
+    }
+    println!(
+        "static-server: content root /srv/www added {} files ({} bytes) the crawl never read",
+        root["added_files"], root["added_bytes"]
+    );
+
+    let file_target = "slimd-e2e/static-server:content-file";
+    let file = build(&d, tag, file_target, &["--granularity", "file"])?;
+    for (page, (status, body)) in unreached
+        .iter()
+        .zip(get_all(file_target, port, &unreached)?)
+    {
+        ensure!(status == 404, "{file_target} GET {page}: {status} {body}");
+    }
+    let r = &file.report;
+    ensure!(kept_reason(r, "/srv/www/pages/from-script.html").is_none());
+    ensure!(www(r)?["kept_whole"] == false, "{}", r["content_roots"]);
+    let kept = kept_paths(r);
+    for p in never_kept {
+        ensure!(!kept.iter().any(|k| k == p), "{p} kept by a file build");
+    }
+    ensure!(file.slim_bytes < pkg.slim_bytes);
+    for t in [target, file_target] {
+        let _ = docker(["rmi", t]);
+    }
+    d.assert_clean()
 }
 
 fn mb(b: u64) -> String {

@@ -64,6 +64,24 @@ impl LayerBuilder {
         self
     }
 
+    pub fn dir_meta(mut self, path: &str, m: &Meta) -> Self {
+        let mut h = Self::header(tar::EntryType::Directory, m);
+        self.b.append_data(&mut h, path, &[][..]).unwrap();
+        self
+    }
+
+    /// A directory with owner, mode and extended attributes.
+    pub fn dir_xattr(mut self, path: &str, m: &Meta, xattrs: &[(&str, &[u8])]) -> Self {
+        let recs: Vec<(String, Vec<u8>)> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.to_vec()))
+            .collect();
+        self.b
+            .append_pax_extensions(recs.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .unwrap();
+        self.dir_meta(path, m)
+    }
+
     pub fn file(self, path: &str, data: &[u8]) -> Self {
         self.file_meta(path, data, &Meta::default())
     }
@@ -901,4 +919,66 @@ fn names_that_are_not_utf8_survive_read_write_read() {
             .chars()
             .any(|c| ('\u{10ff80}'..='\u{10ffff}').contains(&c))
     );
+}
+
+#[test]
+fn written_directories_and_implicit_parents_keep_owner_mode_and_xattrs() {
+    let s = scratch();
+    let pg = |mode| Meta {
+        mode,
+        uid: 100,
+        gid: 102,
+        mtime: 5,
+    };
+    let l0 = LayerBuilder::new()
+        .dir("var", 0o755)
+        .dir("var/lib", 0o755)
+        .dir_meta("var/lib/postgresql", &pg(0o755))
+        .dir_xattr(
+            "var/lib/postgresql/15",
+            &pg(0o750),
+            &[("user.origin", b"seeded")],
+        )
+        .dir_meta("var/lib/postgresql/15/main", &pg(0o700))
+        .file_meta("var/lib/postgresql/15/main/PG_VERSION", b"15\n", &pg(0o600))
+        .dir_meta("run/postgresql", &pg(0o2775))
+        .build();
+    let img = image_from(vec![l0], s.path()).unwrap();
+    assert_eq!(
+        img.fs
+            .get("/var/lib/postgresql/15")
+            .unwrap()
+            .xattr("user.origin"),
+        Some(&b"seeded"[..])
+    );
+    // Only the deepest paths are selected: their parents come implicitly.
+    let sel: Selection = ["/var/lib/postgresql/15/main/PG_VERSION", "/run/postgresql"]
+        .into_iter()
+        .collect();
+    let mut out = Vec::new();
+    ImageWriter::new(&img, &sel, &WriteOptions::default())
+        .write_docker_archive(&mut out, s.path())
+        .unwrap();
+    let s_back = scratch();
+    let back = Image::from_save_stream(&out[..], s_back.path()).unwrap();
+    for p in [
+        "/var",
+        "/var/lib",
+        "/var/lib/postgresql",
+        "/var/lib/postgresql/15",
+        "/var/lib/postgresql/15/main",
+        "/var/lib/postgresql/15/main/PG_VERSION",
+        "/run/postgresql",
+    ] {
+        let (a, b) = (img.fs.get(p).unwrap(), back.fs.get(p).unwrap());
+        assert_eq!(
+            (a.mode, a.uid, a.gid, a.mtime, &a.xattrs),
+            (b.mode, b.uid, b.gid, b.mtime, &b.xattrs),
+            "{p}"
+        );
+    }
+    let dir = back.fs.get("/var/lib/postgresql/15").unwrap();
+    assert_eq!((dir.uid, dir.gid, dir.mode), (100, 102, 0o750));
+    assert_eq!(dir.xattr("user.origin"), Some(&b"seeded"[..]));
+    assert_eq!(back.fs.get("/run/postgresql").unwrap().mode, 0o2775);
 }

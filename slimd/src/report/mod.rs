@@ -20,7 +20,7 @@ use crate::{
     image::name::{self, show_in_place as show},
     probe::{ProbeReport, RequestOrigin, RunRecord},
     resolve::{
-        Coverage, ExecRecord, KeepReason, NetOp, NetRecord,
+        Coverage, ExecRecord, KeepReason, KeptRoot, NetOp, NetRecord,
         packages::{AppCoverage, EcosystemCoverage, PackageCoverage},
     },
     tracer::{SockAddr, TraceStats},
@@ -184,6 +184,11 @@ pub struct Report {
     pub excluded: Vec<String>,
     /// Language packages and the app's own code: what the probes reached.
     pub coverage: Option<Coverage>,
+    /// Trees kept whole as the app's state (written into, or VOLUMEs).
+    pub state_roots: Vec<KeptRoot>,
+    /// Trees the app reads content from by name, and what each added
+    /// beyond the files the app used.
+    pub content_roots: Vec<KeptRoot>,
     pub probe: Option<ProbeReport>,
     /// A one-shot container's own run.
     pub run: Option<RunRecord>,
@@ -260,6 +265,10 @@ impl Report {
             show(path);
             argv.iter_mut().for_each(show);
         }
+        for r in self.state_roots.iter_mut().chain(&mut self.content_roots) {
+            show(&mut r.root);
+            show(&mut r.cause);
+        }
         for v in self.verify.iter_mut().chain(&mut self.verify_seccomp) {
             v.mismatches
                 .iter_mut()
@@ -291,6 +300,8 @@ impl Report {
             "artifacts": self.artifacts,
             "warnings": self.warnings,
             "coverage": self.coverage.as_ref().map(coverage_summary),
+            "state_roots": self.state_roots,
+            "content_roots": self.content_roots,
             "report": report_path,
         })
     }
@@ -392,16 +403,21 @@ fn coverage_summary(c: &Coverage) -> Value {
 /// A keep reason's names as people read them.
 fn show_reason(r: &mut KeepReason) {
     match r {
-        KeepReason::Used { .. }
-        | KeepReason::Volume
-        | KeepReason::AlwaysKeep { .. }
-        | KeepReason::UserFlag { .. } => {}
-        KeepReason::SymlinkTo { path } => show(path),
+        KeepReason::Used { .. } | KeepReason::AlwaysKeep { .. } | KeepReason::UserFlag { .. } => {}
+        KeepReason::SymlinkTo { path } | KeepReason::Volume { path } => show(path),
         KeepReason::ElfInterpreter { of }
         | KeepReason::ElfDependency { of }
         | KeepReason::ScriptInterpreter { of }
         | KeepReason::PythonPair { of } => show(of),
-        KeepReason::StateDirectory { written } => show(written),
+        KeepReason::StateDirectory { root, written } => {
+            show(root);
+            show(written);
+        }
+        KeepReason::ScratchDirectory { written } => show(written),
+        KeepReason::ContentRoot { root, read } => {
+            show(root);
+            show(read);
+        }
         KeepReason::AppSource { root } => show(root),
         KeepReason::Package { used, .. } => show(used),
         KeepReason::PackageDependency { required_by, .. } => show(required_by),
@@ -584,6 +600,7 @@ pub fn render_summary(s: &Value) -> String {
             out.push_str(&format!("  WARNING   {}\n", w.as_str().unwrap_or("")));
         }
     }
+    out.push_str(&render_roots(s));
     if let Some(a) = s["artifacts"].as_object() {
         for (i, v) in a.values().enumerate() {
             let label = if i == 0 { "profiles" } else { "" };
@@ -646,6 +663,39 @@ fn render_verify(v: &Value) -> String {
     out
 }
 
+/// One line per state root and content root of a summary or report.
+fn render_roots(s: &Value) -> String {
+    let mut out = String::new();
+    for r in s["state_roots"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  state     {} kept whole ({}): {} files, {}\n",
+            r["root"].as_str().unwrap_or("?"),
+            r["cause"].as_str().unwrap_or("?"),
+            r["files"],
+            bytes(r["bytes"].as_u64().unwrap_or(0)),
+        ));
+    }
+    for r in s["content_roots"].as_array().into_iter().flatten() {
+        let added = format!(
+            "{} files ({}) the probes never read",
+            r["added_files"],
+            bytes(r["added_bytes"].as_u64().unwrap_or(0))
+        );
+        if r["kept_whole"].as_bool() == Some(false) {
+            out.push_str(&format!(
+                "  content   {}: only what was used kept (file granularity)\n",
+                r["root"].as_str().unwrap_or("?"),
+            ));
+        } else {
+            out.push_str(&format!(
+                "  content   {} kept whole: {added}\n",
+                r["root"].as_str().unwrap_or("?"),
+            ));
+        }
+    }
+    out
+}
+
 /// Renders a full report for `slim report ID`.
 pub fn render_report(r: &Value) -> String {
     let mut out = String::new();
@@ -673,6 +723,7 @@ pub fn render_report(r: &Value) -> String {
         "seccomp_allowed": r["seccomp"]["allowed"].as_array().map(|a| a.len()),
         "artifacts": r["artifacts"], "warnings": r["warnings"],
         "coverage": coverage_summary_of_report(&r["coverage"]),
+        "state_roots": r["state_roots"], "content_roots": r["content_roots"],
     });
     out.push_str(&render_summary(&summary));
     out.push_str(&render_coverage(&r["coverage"]));
@@ -829,8 +880,21 @@ pub fn reason_text(v: &Value) -> String {
         "elf_dependency" => format!("library needed by {}", s("of")),
         "script_interpreter" => format!("interpreter of {}", s("of")),
         "python_pair" => format!("source/bytecode pair of {}", s("of")),
-        "state_directory" => format!("directory the app writes into ({})", s("written")),
-        "volume" => "VOLUME directory".into(),
+        "state_directory" => format!(
+            "state kept whole under {} (the app wrote {})",
+            s("root"),
+            s("written")
+        ),
+        "scratch_directory" => format!(
+            "directory the app writes runtime files into, kept empty (the app wrote {})",
+            s("written")
+        ),
+        "volume" => format!("VOLUME {}", s("path")),
+        "content_root" => format!(
+            "content kept whole under {} (the app read {})",
+            s("root"),
+            s("read")
+        ),
         "always_keep" => s("why"),
         "user_flag" => format!("asked by {}", s("flag")),
         "app_source" => format!("app source tree {}", s("root")),
@@ -1044,6 +1108,8 @@ mod tests {
                 "/srv/www/gone\\xff".into(),
             ],
             exclude_patterns: vec!["/srv/**/old\\xe8*".into()],
+            // Only what was used: /srv/www is not kept whole as a content root.
+            granularity: crate::api::types::Granularity::File,
             ..Default::default()
         };
         let ks = KeepSet::build(&KeepInput {
@@ -1126,11 +1192,79 @@ mod tests {
     }
 
     #[test]
+    fn state_and_content_roots_are_summarised() {
+        let root = |root: &str, cause: &str, kept_whole, added: u64| KeptRoot {
+            root: root.into(),
+            cause: cause.into(),
+            kept_whole,
+            files: 4,
+            bytes: 31,
+            added_files: added,
+            added_bytes: added * 1000,
+        };
+        let r = Report {
+            state_roots: vec![root(
+                "/var/lib/postgresql",
+                "wrote /var/lib/postgresql/x",
+                true,
+                2,
+            )],
+            content_roots: vec![
+                root("/srv/www", "read /srv/www/index.html", true, 3),
+                root("/etc/site", "read /etc/site/a.conf", false, 0),
+            ],
+            ..Default::default()
+        };
+        let text = render_summary(&r.summary("/r.json"));
+        assert!(
+            text.contains(
+                "state     /var/lib/postgresql kept whole (wrote /var/lib/postgresql/x): 4 files, 31 B"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("content   /srv/www kept whole: 3 files (3.0 kB) the probes never read"),
+            "{text}"
+        );
+        assert!(text.contains("content   /etc/site: only what was used kept (file granularity)"));
+        // The full report renders from its JSON the same way.
+        let full = render_report(&serde_json::to_value(&r).unwrap());
+        assert!(full.contains("content   /srv/www kept whole"), "{full}");
+    }
+
+    #[test]
     fn reasons_read_well() {
         let v = serde_json::to_value(KeepReason::ElfDependency {
             of: "/bin/x".into(),
         })
         .unwrap();
         assert_eq!(reason_text(&v), "library needed by /bin/x");
+        let text = |r: KeepReason| reason_text(&serde_json::to_value(r).unwrap());
+        assert_eq!(
+            text(KeepReason::StateDirectory {
+                root: "/var/lib/redis".into(),
+                written: "/var/lib/redis/temp-7.rdb".into()
+            }),
+            "state kept whole under /var/lib/redis (the app wrote /var/lib/redis/temp-7.rdb)"
+        );
+        assert_eq!(
+            text(KeepReason::ContentRoot {
+                root: "/srv/www".into(),
+                read: "/srv/www/index.html".into()
+            }),
+            "content kept whole under /srv/www (the app read /srv/www/index.html)"
+        );
+        assert_eq!(
+            text(KeepReason::Volume {
+                path: "/data".into()
+            }),
+            "VOLUME /data"
+        );
+        assert!(
+            text(KeepReason::ScratchDirectory {
+                written: "/run/x/y.pid".into()
+            })
+            .contains("kept empty (the app wrote /run/x/y.pid)")
+        );
     }
 }

@@ -10,10 +10,14 @@
 //!    the interpreters of exec'd scripts;
 //! 3. language rules: the `.py` beside each used `__pycache__/*.pyc` and the
 //!    reverse; then, under the `package` granularity, whole language
-//!    packages, their declared dependencies and the app's source tree
-//!    (see [`super::packages`]);
-//! 4. state: a directory the app writes into keeps its original contents
-//!    whole, as do VOLUME directories;
+//!    packages, their declared dependencies, the app's source tree (see
+//!    [`super::packages`]) and the trees the app reads content from by name
+//!    (see [`super::content`]);
+//! 4. state (see [`super::state`]): the tree the app keeps its data in
+//!    (climbing from a written directory while the same non-root user owns
+//!    the parent) and VOLUME directories are kept whole with their original
+//!    contents; scratch directories written into (`/run/postgresql`) are
+//!    kept bare with their owner and mode;
 //! 5. the always-keep set a working container needs (users, mount points,
 //!    /tmp, /run, WORKDIR, CA certificates, resolver libraries when the app
 //!    used the network, HEALTHCHECK programs, zoneinfo when asked);
@@ -25,12 +29,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
-use super::packages::{self, Coverage};
+use super::packages::{self, Coverage, is_below};
 use super::process::{AccessKind, Observations};
+use super::state::{self, StateCause};
 use crate::api::types::{Ecosystem, KeepOptions};
 use crate::image::{
-    ElfOptions, EntryKind, Image, ImageFs, ResolveOptions, Selection, SyntheticEntry, elf_closure,
-    name, read_elf_info, resolve_shebang, which,
+    ElfOptions, EntryKind, Image, ImageFs, PackageDb, ResolveOptions, Selection, SyntheticEntry,
+    elf_closure, name, read_elf_info, resolve_shebang, which,
 };
 
 /// Why a path is in the slim image.
@@ -53,10 +58,17 @@ pub enum KeepReason {
     ScriptInterpreter { of: String },
     /// The source beside a used compiled Python file, or the reverse.
     PythonPair { of: String },
-    /// A directory the app writes into: its original contents stay whole.
-    StateDirectory { written: String },
-    /// A VOLUME directory of the image, kept whole.
-    Volume,
+    /// Part of the tree (`root`) the app keeps its data in, kept whole with
+    /// its original contents because the app wrote `written` there.
+    StateDirectory { root: String, written: String },
+    /// A scratch directory the app writes runtime files into (`written`),
+    /// kept bare with its owner and mode.
+    ScratchDirectory { written: String },
+    /// Part of a VOLUME directory of the image (`path`), kept whole.
+    Volume { path: String },
+    /// Part of a tree (`root`) the app reads files from by name (`read` is
+    /// the first), kept whole.
+    ContentRoot { root: String, read: String },
     /// Part of what every working container needs.
     AlwaysKeep { why: String },
     /// Asked for by a flag.
@@ -89,9 +101,6 @@ const MAX_REASONS: usize = 4;
 
 /// Paths the runtime provides: never taken from the image because used.
 const RUNTIME_TREES: &[&str] = &["/proc", "/sys", "/dev"];
-
-/// Directories whose writes are scratch, not state.
-const SCRATCH_DIRS: &[&str] = &["/tmp", "/var/tmp", "/run", "/var/run", "/dev/shm"];
 
 /// Files kept whenever they exist.
 const ALWAYS_FILES: &[(&str, &str)] = &[
@@ -151,6 +160,28 @@ pub struct KeepSet {
     pub excluded: Vec<String>,
     /// Language packages and app source: what the probes reached.
     pub coverage: Option<Coverage>,
+    /// Trees kept whole as the app's state (written into, or VOLUMEs).
+    pub state_roots: Vec<KeptRoot>,
+    /// Trees the app reads content from by name (kept whole under the
+    /// `package` granularity).
+    pub content_roots: Vec<KeptRoot>,
+}
+
+/// A tree kept whole by the state or content rules, and what it cost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeptRoot {
+    pub root: String,
+    /// What made it one: `wrote PATH`, `VOLUME`, `read PATH`.
+    pub cause: String,
+    /// False when the granularity kept only what was used of it.
+    pub kept_whole: bool,
+    /// Regular files kept below it, and their bytes.
+    pub files: u64,
+    pub bytes: u64,
+    /// Of those, the ones kept only by this rule: what it added beyond the
+    /// files the app used.
+    pub added_files: u64,
+    pub added_bytes: u64,
 }
 
 /// Everything the keep rules need besides the image.
@@ -174,7 +205,8 @@ impl KeepSet {
         // 1. What the app used.
         let mut elf_candidates: BTreeSet<String> = BTreeSet::new();
         let mut exec_files: BTreeSet<String> = BTreeSet::new();
-        let mut written_dirs: BTreeMap<String, String> = BTreeMap::new();
+        let mut writes: Vec<state::Write> = Vec::new();
+        let mut read: BTreeSet<String> = BTreeSet::new();
         for a in &input.observations.accesses {
             if !a.ok || in_runtime_tree(&a.path) {
                 continue;
@@ -190,12 +222,18 @@ impl KeepSet {
                     ks.not_in_image.insert(a.path.clone());
                 }
                 if a.write {
-                    note_written_dir(fs, &a.path, &mut written_dirs);
+                    writes.push(state::Write {
+                        named: a.path.clone(),
+                        resolved: None,
+                    });
                 }
                 continue;
             };
             if a.write {
-                note_written_dir(fs, &final_path, &mut written_dirs);
+                writes.push(state::Write {
+                    named: a.path.clone(),
+                    resolved: Some(final_path.clone()),
+                });
             }
             match a.kind {
                 AccessKind::Exec => {
@@ -203,6 +241,9 @@ impl KeepSet {
                     elf_candidates.insert(final_path);
                 }
                 AccessKind::Open => {
+                    if !a.write && fs.get(&final_path).is_some_and(|e| e.is_file()) {
+                        read.insert(final_path.clone());
+                    }
                     elf_candidates.insert(final_path);
                 }
                 _ => {}
@@ -225,11 +266,18 @@ impl KeepSet {
             }
         }
 
-        // Language packages and the app's source tree, whole.
+        // Language packages, the app's source tree and content roots, whole.
+        let os = PackageDb::read(fs).unwrap_or_else(|e| {
+            ks.problems
+                .push(format!("the package database cannot be read: {e}"));
+            PackageDb::default()
+        });
         let plan = packages::plan(&packages::PackageInput {
             fs,
             opened: &opened,
             execs: &input.observations.execs,
+            read: &read,
+            os: &os,
             workdir: input.workdir,
             granularity: input.options.granularity,
             overrides: &input.options.granularity_overrides,
@@ -237,18 +285,25 @@ impl KeepSet {
         for (path, reason) in plan.keep {
             ks.add_entry(fs, &path, reason);
         }
-        ks.coverage = Some(plan.coverage);
 
-        // 4. State directories and volumes.
-        for (dir, written) in &written_dirs {
-            ks.add_tree(
-                fs,
-                dir,
-                KeepReason::StateDirectory {
-                    written: written.clone(),
-                },
-            );
-        }
+        // 4. State roots, volumes and scratch directories.
+        let package_dirs: Vec<String> = plan
+            .coverage
+            .ecosystems
+            .iter()
+            .flat_map(|e| e.roots.iter().cloned())
+            .collect();
+        let code_dirs: Vec<String> = package_dirs
+            .iter()
+            .cloned()
+            .chain(plan.coverage.app.iter().map(|a| a.root.clone()))
+            .chain(
+                input
+                    .workdir
+                    .filter(|w| w.starts_with('/') && *w != "/")
+                    .map(crate::image::path::normalize),
+            )
+            .collect();
         let volumes: Vec<String> = image
             .config
             .config
@@ -256,8 +311,32 @@ impl KeepSet {
             .as_ref()
             .map(|v| v.keys().cloned().collect())
             .unwrap_or_default();
-        for vol in &volumes {
-            ks.add_tree(fs, vol, KeepReason::Volume);
+        let state = state::plan(&state::StateInput {
+            fs,
+            writes: &writes,
+            volumes: &volumes,
+            code_dirs: &code_dirs,
+            package_dirs: &package_dirs,
+        });
+        for r in &state.roots {
+            let reason = match &r.cause {
+                StateCause::Volume => KeepReason::Volume {
+                    path: r.root.clone(),
+                },
+                StateCause::Written(w) => KeepReason::StateDirectory {
+                    root: r.root.clone(),
+                    written: w.clone(),
+                },
+            };
+            ks.add_tree(fs, &r.root, reason);
+        }
+        for (dir, written) in &state.scratch {
+            ks.add(
+                dir,
+                KeepReason::ScratchDirectory {
+                    written: written.clone(),
+                },
+            );
         }
 
         // 5. Always-keep.
@@ -319,7 +398,77 @@ impl KeepSet {
             }
             ks.excluded = excluded;
         }
+
+        // What the state and content roots cost, after the exclusions.
+        ks.state_roots = state
+            .roots
+            .iter()
+            .map(|r| {
+                let cause = match &r.cause {
+                    StateCause::Volume => "VOLUME".to_string(),
+                    StateCause::Written(w) => format!("wrote {w}"),
+                };
+                ks.kept_root(fs, &r.root, cause, true, |why| match why {
+                    KeepReason::StateDirectory { root, .. } => *root == r.root,
+                    KeepReason::Volume { path } => *path == r.root,
+                    _ => false,
+                })
+            })
+            .collect();
+        ks.content_roots = plan
+            .content
+            .iter()
+            .map(|c| {
+                let root = &c.found.root;
+                ks.kept_root(
+                    fs,
+                    root,
+                    format!("read {}", c.found.read),
+                    c.kept_whole,
+                    |why| matches!(why, KeepReason::ContentRoot { root: r, .. } if r == root),
+                )
+            })
+            .collect();
+        ks.coverage = Some(plan.coverage);
         Ok(ks)
+    }
+
+    /// Sizes what is kept at and below `root`; `only` tells this rule's
+    /// reasons apart.
+    fn kept_root(
+        &self,
+        fs: &ImageFs,
+        root: &str,
+        cause: String,
+        kept_whole: bool,
+        only: impl Fn(&KeepReason) -> bool,
+    ) -> KeptRoot {
+        let mut k = KeptRoot {
+            root: root.to_string(),
+            cause,
+            kept_whole,
+            files: 0,
+            bytes: 0,
+            added_files: 0,
+            added_bytes: 0,
+        };
+        let below = self
+            .entries
+            .range::<str, _>((std::ops::Bound::Included(root), std::ops::Bound::Unbounded))
+            .take_while(|(p, _)| p.starts_with(root))
+            .filter(|(p, _)| p.as_str() == root || is_below(p, root));
+        for (p, reasons) in below {
+            let Some(e) = fs.get(p).filter(|e| e.is_file()) else {
+                continue;
+            };
+            k.files += 1;
+            k.bytes += e.size();
+            if reasons.iter().all(&only) {
+                k.added_files += 1;
+                k.added_bytes += e.size();
+            }
+        }
+        k
     }
 
     /// Adds one path with a reason (a path's first reasons are kept).
@@ -639,30 +788,6 @@ fn in_runtime_tree(path: &str) -> bool {
     RUNTIME_TREES
         .iter()
         .any(|t| path == *t || path.starts_with(&format!("{t}/")))
-}
-
-/// Remembers the directory of a written file when it is state worth keeping
-/// whole: it exists in the image and is not a scratch or cache directory.
-fn note_written_dir(fs: &ImageFs, file: &str, dirs: &mut BTreeMap<String, String>) {
-    let Some((dir, _)) = file.rsplit_once('/') else {
-        return;
-    };
-    let dir = if dir.is_empty() { "/" } else { dir };
-    if dir == "/"
-        || dir.ends_with("/__pycache__")
-        || SCRATCH_DIRS
-            .iter()
-            .chain(RUNTIME_TREES)
-            .any(|s| dir == *s || dir.starts_with(&format!("{s}/")))
-    {
-        return;
-    }
-    let Ok(res) = fs.resolve(dir, ResolveOptions::default()) else {
-        return;
-    };
-    if res.exists && fs.get(&res.path).is_some_and(|e| e.is_dir()) {
-        dirs.entry(res.path).or_insert_with(|| file.to_string());
-    }
 }
 
 fn used_network(o: &Observations) -> bool {

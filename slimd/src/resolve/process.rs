@@ -30,7 +30,8 @@ pub enum AccessKind {
     Exec,
     /// The path an execve asked for (may have failed, e.g. a PATH search).
     ExecRequest,
-    /// A Unix socket path given to connect/bind.
+    /// A Unix socket path given to connect, or created by bind (then a
+    /// write).
     Socket,
 }
 
@@ -399,6 +400,21 @@ impl ProcessModel {
                 if e.ret == 0 {
                     self.proc_mut(tgid).bound.insert(*fd, addr.clone());
                 }
+                // Binding a Unix socket path creates a file there: a write.
+                if let SockAddr::Unix {
+                    path,
+                    r#abstract: false,
+                } = addr
+                    && !path.is_empty()
+                {
+                    let raw = RawPath {
+                        bytes: path.clone().into_bytes(),
+                        ..RawPath::default()
+                    };
+                    if let Some(abs) = self.absolute(tgid, &raw, None) {
+                        self.push(e, abs, AccessKind::Socket, true, true);
+                    }
+                }
                 self.net(e, NetOp::Bind, Some(addr.clone()));
             }
             EventData::Listen { fd, .. } => {
@@ -707,6 +723,52 @@ mod tests {
         let o = m.finish();
         assert!(o.accesses.is_empty());
         assert_eq!(o.unresolved.len(), 2);
+    }
+
+    #[test]
+    fn binding_a_unix_socket_path_is_a_write_there() {
+        let mut m = ProcessModel::new();
+        m.feed(&ev(
+            1,
+            "postgres",
+            0,
+            EventData::Chdir {
+                path: raw("/var/lib/pg"),
+            },
+        ));
+        for (path, r#abstract) in [
+            ("/var/run/postgresql/.s.PGSQL.5432", false),
+            ("rel.sock", false),
+            ("hidden", true),
+        ] {
+            m.feed(&ev(
+                1,
+                "postgres",
+                0,
+                EventData::Bind {
+                    fd: 3,
+                    addr: SockAddr::Unix {
+                        path: path.into(),
+                        r#abstract,
+                    },
+                },
+            ));
+        }
+        let o = m.finish();
+        let socks: Vec<_> = o
+            .accesses
+            .iter()
+            .filter(|a| a.kind == AccessKind::Socket)
+            .map(|a| (a.path.as_str(), a.write))
+            .collect();
+        assert_eq!(
+            socks,
+            [
+                ("/var/run/postgresql/.s.PGSQL.5432", true),
+                ("/var/lib/pg/rel.sock", true)
+            ]
+        );
+        assert_eq!(o.network.len(), 3);
     }
 
     #[test]

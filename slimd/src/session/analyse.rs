@@ -179,6 +179,8 @@ fn fill_keep_report(report: &mut Report, image: &Image, keep: &KeepSet) {
     report.not_in_image = keep.not_in_image.iter().cloned().collect();
     report.problems = keep.problems.clone();
     report.excluded = keep.excluded.clone();
+    report.state_roots = keep.state_roots.clone();
+    report.content_roots = keep.content_roots.clone();
     report.set_coverage(keep.coverage.clone());
     report.sizes = Some(Sizes {
         original_bytes: orig_bytes,

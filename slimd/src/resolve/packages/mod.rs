@@ -37,9 +37,14 @@
 //!    standard libraries (CPython's `lib/python3.X`, Ruby's stdlib), which
 //!    are large and which the runtime loads module by module.
 //!
-//! `--granularity file` turns rules 2 and 3 off; overrides choose per path
-//! or per package. Whatever is kept, [`Coverage`] says what the probes
-//! reached.
+//! 5. Content roots (see [`super::content`]): a tree the app reads files
+//!    from by name, that no OS package owns and no unit holds, is kept whole
+//!    too.
+//!
+//! `--granularity file` turns rules 2, 3 and 5 off; overrides choose per
+//! path or per package (a path override applies to a content root at or
+//! below it, and inside one, path by path). Whatever is kept, [`Coverage`]
+//! says what the probes reached.
 
 mod app;
 mod ecosystems;
@@ -51,10 +56,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use serde::Serialize;
 
+use super::content::{self, ContentInput, ContentRoot};
 use super::keep::KeepReason;
 use super::process::ExecRecord;
 use crate::api::types::{Ecosystem, Granularity, GranularityOverride, OverrideTarget};
-use crate::image::{ImageError, ImageFs, ResolveOptions};
+use crate::image::{ImageError, ImageFs, PackageDb, ResolveOptions};
 
 /// Why package metadata could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -291,6 +297,11 @@ pub struct PackageInput<'a> {
     /// resolved).
     pub opened: &'a BTreeSet<String>,
     pub execs: &'a [ExecRecord],
+    /// Regular files the app opened for reading (image paths, symlinks
+    /// resolved): where content roots are found.
+    pub read: &'a BTreeSet<String>,
+    /// The image's operating-system packages.
+    pub os: &'a PackageDb,
     /// WORKDIR as run.
     pub workdir: Option<&'a str>,
     pub granularity: Granularity,
@@ -304,6 +315,18 @@ pub struct PackagePlan {
     /// their targets kept too.
     pub keep: Vec<(String, KeepReason)>,
     pub coverage: Coverage,
+    /// Content roots found, whether or not their granularity kept them.
+    pub content: Vec<ContentPlan>,
+}
+
+/// A content root and how much of it the granularity keeps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentPlan {
+    pub found: ContentRoot,
+    /// The granularity at the root (after overrides).
+    pub granularity: Granularity,
+    /// Every path of the tree is kept (no `file` granularity inside it).
+    pub kept_whole: bool,
 }
 
 /// How far the probes reached, per ecosystem and in the app's own code.
@@ -519,6 +542,8 @@ pub fn plan(input: &PackageInput<'_>) -> PackagePlan {
         }
     }
 
+    let content = keep_content(input, &cat, &overrides, &mut keep);
+
     let mut notes = std::mem::take(&mut cat.notes);
     notes.extend(overrides.unmatched());
     let coverage = coverage(
@@ -533,7 +558,53 @@ pub fn plan(input: &PackageInput<'_>) -> PackagePlan {
         input.granularity,
         notes,
     );
-    PackagePlan { keep, coverage }
+    PackagePlan {
+        keep,
+        coverage,
+        content,
+    }
+}
+
+/// Rule 5: finds the content roots and keeps, of each, the paths whose
+/// granularity is `package`.
+fn keep_content(
+    input: &PackageInput<'_>,
+    cat: &Catalog,
+    overrides: &Overrides,
+    keep: &mut Vec<(String, KeepReason)>,
+) -> Vec<ContentPlan> {
+    let fs = input.fs;
+    let is_code = |p: &str| cat.owner(p).is_some();
+    let code_dirs: Vec<String> = cat.roots.values().flatten().cloned().collect();
+    let found = content::find(&ContentInput {
+        fs,
+        read: input.read,
+        os: input.os,
+        is_code: &is_code,
+        code_dirs: &code_dirs,
+    });
+    let mut out = Vec::with_capacity(found.len());
+    for c in found {
+        let reason = KeepReason::ContentRoot {
+            root: c.root.clone(),
+            read: c.read.clone(),
+        };
+        let mut kept_whole = true;
+        let paths = std::iter::once(c.root.as_str()).chain(fs.descendants(&c.root).map(|(p, _)| p));
+        for p in paths {
+            if overrides.granularity_of_path(p, input.granularity) == Granularity::Package {
+                keep.push((p.to_string(), reason.clone()));
+            } else {
+                kept_whole = false;
+            }
+        }
+        out.push(ContentPlan {
+            granularity: overrides.granularity_of_path(&c.root, input.granularity),
+            found: c,
+            kept_whole,
+        });
+    }
+    out
 }
 
 fn keep_unit(u: &Unit, reason: &KeepReason, keep: &mut Vec<(String, KeepReason)>) {
@@ -726,6 +797,27 @@ impl Overrides {
         best.map_or(global, |(_, k)| self.list[k].0.granularity)
     }
 
+    /// The granularity of a path no unit holds (a content root's): the
+    /// longest path override at or above it, else `global`.
+    fn granularity_of_path(&self, path: &str, global: Granularity) -> Granularity {
+        let mut best: Option<(usize, usize)> = None;
+        for (k, (o, resolved)) in self.list.iter().enumerate() {
+            if let (OverrideTarget::Path(_), Some(p)) = (&o.target, resolved)
+                && (path == p || is_below(path, p))
+                && best.is_none_or(|(len, _)| p.len() >= len)
+            {
+                best = Some((p.len(), k));
+            }
+        }
+        match best {
+            Some((_, k)) => {
+                self.matched.borrow_mut()[k] = true;
+                self.list[k].0.granularity
+            }
+            None => global,
+        }
+    }
+
     fn unmatched(&self) -> Vec<String> {
         let matched = self.matched.borrow();
         self.list
@@ -733,7 +825,9 @@ impl Overrides {
             .zip(matched.iter())
             .filter(|(_, m)| !**m)
             .map(|((o, _), _)| {
-                format!("granularity override {o} matches no package or app tree in the image")
+                format!(
+                    "granularity override {o} matches no package, app tree or content root in the image"
+                )
             })
             .collect()
     }

@@ -44,6 +44,8 @@ fn run(
         fs: &img.fs,
         opened: &opened,
         execs: &execs,
+        read: &BTreeSet::new(),
+        os: &crate::image::PackageDb::default(),
         workdir,
         granularity,
         overrides: &overrides,
@@ -296,7 +298,9 @@ fn overrides_pick_the_most_specific() {
     assert!(!k.contains_key(format!("{site}/slugger/__init__.py").as_str()));
     assert_eq!(
         p.coverage.notes,
-        ["granularity override file:/nowhere matches no package or app tree in the image"]
+        [
+            "granularity override file:/nowhere matches no package, app tree or content root in the image"
+        ]
     );
     // File by default; one package by name (any spelling) whole, the
     // site directory path says file again but a name beats a path.
