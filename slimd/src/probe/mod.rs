@@ -10,10 +10,13 @@
 pub mod command;
 pub mod crawl;
 pub mod error;
+pub mod forms;
 pub mod http;
 pub mod links;
+pub mod openapi;
 pub mod report;
 pub mod spec;
+pub mod tls;
 pub mod verify;
 
 use std::time::{Duration, Instant};
@@ -22,6 +25,7 @@ pub use command::{record_oneshot_run, run_exec_probe, run_host_command};
 pub use crawl::{HttpProbeConfig, replay_http, run_http_probe};
 pub use error::{ProbeError, Result};
 pub use http::{Readiness, wait_http_ready};
+pub use openapi::SpecSource;
 pub use report::{
     CapturedOutput, Endpoint, ExecRecord, HostCommandRecord, HttpRecord, ProbeReport,
     RequestOrigin, RunRecord,
