@@ -13,7 +13,8 @@ use std::{
 use super::{Daemon, LABEL_INSTANCE, LABEL_SESSION, SessionHandle, unix_now, write_json};
 use crate::{
     api::types::{
-        ApiError, ContinueAfter, FailureKind, Phase, Progress, SessionKind, SessionRequest,
+        ApiError, ApiSpecSource, ContinueAfter, FailureKind, Phase, Progress, SessionKind,
+        SessionRequest,
     },
     engine::{ContainerSpec, Engine, EngineError, ImageInfo},
     image::{ImageWriter, WriteOptions},
@@ -874,6 +875,39 @@ fn probe_plan(req: &SessionRequest, endpoints: Vec<Endpoint>) -> Result<ProbePla
         http: (req.probes.http_probe && !endpoints.is_empty()).then(HttpProbeConfig::default),
         ..Default::default()
     };
+    let mut api_specs = Vec::new();
+    for s in &req.probes.http_probe_apispec {
+        let usage = |why: String| SessionError::new(FailureKind::Usage, why);
+        api_specs.push(match s {
+            ApiSpecSource::Path(p) if p.starts_with('/') => probe::SpecSource::Path(p.clone()),
+            ApiSpecSource::Path(p) => {
+                return Err(usage(format!(
+                    "--http-probe-apispec {p:?}: a path on the app must start with /"
+                )));
+            }
+            ApiSpecSource::File { name, contents } => {
+                probe::openapi::ApiDoc::parse(contents.as_bytes())
+                    .map_err(|e| usage(format!("--http-probe-apispec {name}: {e}")))?;
+                probe::SpecSource::Document {
+                    name: name.clone(),
+                    text: contents.clone(),
+                }
+            }
+        });
+    }
+    if let Some(cfg) = plan.http.as_mut() {
+        cfg.api_specs = api_specs.clone();
+    } else if !api_specs.is_empty() && !endpoints.is_empty() {
+        // The named documents' operations without the crawl.
+        plan.http = Some(HttpProbeConfig {
+            root: false,
+            crawl: false,
+            forms: false,
+            api_discovery: false,
+            api_specs: api_specs.clone(),
+            ..Default::default()
+        });
+    }
     if let Some(text) = &req.probes.http_probe_file {
         let file = probe::ProbeFile::parse(text).map_err(|e| {
             SessionError::new(FailureKind::Usage, format!("--http-probe-file: {e}"))
@@ -886,6 +920,8 @@ fn probe_plan(req: &SessionRequest, endpoints: Vec<Endpoint>) -> Result<ProbePla
             plan.http = Some(HttpProbeConfig {
                 root: false,
                 crawl: false,
+                forms: false,
+                api_discovery: false,
                 ..Default::default()
             });
         }
