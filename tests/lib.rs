@@ -25,6 +25,8 @@ use sha2::{Digest, Sha256};
 
 mod lang_images;
 pub use lang_images::LangImage;
+mod probing_app;
+pub use probing_app::ProbingApp;
 
 /// Where slow-to-make inputs (the Debian rootfs) and build locks live.
 pub const CACHE_DIR: &str = "/var/cache/slimd-tests";
