@@ -417,15 +417,17 @@ impl<'a> Prober<'a> {
         }
     }
 
-    /// Finds the API descriptions (the user's, those the crawl met, and on
-    /// ports without one the usual paths) and requests every operation.
+    /// Finds the API descriptions (those the crawl met, the user's, and the
+    /// first one at the usual paths of each port that answered) and requests
+    /// every operation, each (method, port, path, body) once.
     async fn api_operations(&mut self) {
         // (ports the document applies to, document, where it came from)
         let mut docs: Vec<(Vec<u16>, ApiDoc, String)> = Vec::new();
-        let mut found_on: HashSet<u16> = HashSet::new();
+        // (port, path) of documents already read.
+        let mut fetched: HashSet<(u16, String)> = HashSet::new();
         for (port, doc, path) in std::mem::take(&mut self.crawled_docs) {
-            found_on.insert(port);
             docs.push((vec![port], doc, format!("{path} on {port}")));
+            fetched.insert((port, path));
         }
         let all: Vec<u16> = self.endpoints.iter().map(|e| e.container_port).collect();
         let cfg = self.cfg;
@@ -453,7 +455,7 @@ impl<'a> Prober<'a> {
                         let label = format!("{path} on {}", ep.container_port);
                         match self.fetch_doc(ep, path).await {
                             Ok(doc) => {
-                                found_on.insert(ep.container_port);
+                                fetched.insert((ep.container_port, path.clone()));
                                 docs.push((vec![ep.container_port], doc, label));
                             }
                             Err(why) => self
@@ -467,15 +469,16 @@ impl<'a> Prober<'a> {
         }
         if self.cfg.api_discovery {
             for ep in self.endpoints {
-                // A port with a document already, or that never answered.
-                if found_on.contains(&ep.container_port)
-                    || !self.tls.contains_key(&ep.container_port)
-                {
+                // Not on a port that never answered.
+                if !self.tls.contains_key(&ep.container_port) {
                     continue;
                 }
                 for path in WELL_KNOWN_PATHS {
                     if self.out_of_time() {
                         break;
+                    }
+                    if fetched.contains(&(ep.container_port, path.to_string())) {
+                        break; // read already: the first usual path that has one
                     }
                     if let Ok(doc) = self.fetch_doc(ep, path).await {
                         let label = format!("{path} on {}", ep.container_port);
@@ -1368,8 +1371,20 @@ there</textarea></form>
                 "GET /docs/api.yaml on 8080",
                 "GET /internal/spec on 8080",
                 "GET /nowhere on 8080",
-                // The crawled YAML document, then the named ones in order;
-                // no search of the usual paths: this port has a document.
+                // The usual paths: none has a document here.
+                "GET /openapi.json on 8080",
+                "GET /swagger.json on 8080",
+                "GET /openapi.yaml on 8080",
+                "GET /swagger.yaml on 8080",
+                "GET /v3/api-docs on 8080",
+                "GET /v2/api-docs on 8080",
+                "GET /api-docs on 8080",
+                "GET /api/openapi.json on 8080",
+                "GET /api/swagger.json on 8080",
+                "GET /swagger/v1/swagger.json on 8080",
+                "GET /apispec_1.json on 8080",
+                "GET /api-json on 8080",
+                // The crawled YAML document, then the named ones in order.
                 "GET /y on 8080",
                 "POST /api/items on 8080",
                 "GET /api/items?limit=5 on 8080",
