@@ -122,9 +122,8 @@ fn build_form(form: &ElementRef<'_>, controls: &[ElementRef<'_>]) -> Option<Form
     let mut enctype = f.attr("enctype");
     let mut fields = Vec::new();
     let mut submitter_seen = false;
-    // Radio groups: (name, index in `fields` of a checked one or None, the
-    // first candidate, required).
-    let mut radios: Vec<(String, bool, Option<String>, bool)> = Vec::new();
+    // Radio groups: (name, one is checked, the first value, one is required).
+    let mut radios: Vec<(String, bool, String, bool)> = Vec::new();
     for c in controls {
         if disabled(c) {
             continue;
@@ -178,7 +177,7 @@ fn build_form(form: &ElementRef<'_>, controls: &[ElementRef<'_>]) -> Option<Form
                                 if checked {
                                     fields.push((name.clone(), FieldValue::Text(v.clone())));
                                 }
-                                radios.push((name, checked, Some(v), required));
+                                radios.push((name, checked, v, required));
                             }
                         }
                     }
@@ -260,11 +259,8 @@ fn build_form(form: &ElementRef<'_>, controls: &[ElementRef<'_>]) -> Option<Form
     }
     // A required radio group with nothing checked: a user picks the first.
     for (name, checked, first, required) in radios {
-        if !checked
-            && required
-            && let Some(v) = first
-        {
-            fields.push((name, FieldValue::Text(v)));
+        if !checked && required {
+            fields.push((name, FieldValue::Text(first)));
         }
     }
     let method = match method.as_deref() {
@@ -326,9 +322,7 @@ fn placeholder(ty: &str, input: &ElementRef<'_>) -> String {
         "week" => "2024-W01".into(),
         "color" => "#000000".into(),
         "number" => {
-            let v = num("min")
-                .unwrap_or(1.0)
-                .max(num("min").unwrap_or(f64::MIN));
+            let v = num("min").unwrap_or(1.0);
             show(num("max").map_or(v, |m| v.min(m)))
         }
         "range" => {
@@ -588,7 +582,7 @@ there</textarea>
                  <input name=short minlength=8>
                  <input name=off disabled value=x>
                  <fieldset disabled><input name=fs value=x></fieldset>
-                 <input name=nameless_is_fine value=1>
+                 <input name=plain value=1>
                  <input value=no-name>
                  <input type=reset name=reset>
                  <input type=button name=b value=b>
@@ -621,7 +615,7 @@ there</textarea>
                 ("comment", "Hello\nthere"),
                 ("empty", "pro"),
                 ("short", "probexxx"),
-                ("nameless_is_fine", "1"),
+                ("plain", "1"),
                 ("go", "send"),
                 ("color", "red"),
             ]
