@@ -231,7 +231,7 @@ impl<'a> Prober<'a> {
         self.endpoints.iter().find(|e| e.container_port == port)
     }
 
-    /// `true` (and a note once) when the deadline has passed.
+    /// `true` once the deadline has passed (the outcome's notes say so).
     fn out_of_time(&mut self) -> bool {
         if Instant::now() >= self.deadline {
             self.stopped = true;
