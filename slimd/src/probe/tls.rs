@@ -7,6 +7,7 @@
 //! certificate names.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use rustls::DigitallySignedStruct;
 use rustls::SignatureScheme;
@@ -16,6 +17,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use super::report::Endpoint;
 
 /// The name sent as SNI: the app sees requests for `localhost:<port>` (see
 /// [`super::http::host_header`]), so its certificate is most likely for
@@ -103,4 +106,57 @@ pub async fn connect(stream: TcpStream) -> Result<TlsStream<TcpStream>, String> 
         .connect(name, stream)
         .await
         .map_err(|e| format!("tls handshake: {e}"))
+}
+
+/// Whether `ep` completes a TLS handshake within `timeout`: how a port that
+/// closes on plain HTTP shows it speaks HTTPS (for a check of which ports
+/// to probe; the HTTP probe finds the scheme by itself).
+pub async fn handshake(ep: &Endpoint, timeout: Duration) -> Result<(), String> {
+    let attempt = async {
+        let stream = TcpStream::connect((ep.host.as_str(), ep.host_port))
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        connect(stream).await.map(drop)
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| format!("no TLS handshake within {:.1}s", timeout.as_secs_f64()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    #[tokio::test]
+    async fn a_self_signed_server_completes_the_handshake_and_a_plain_one_does_not() {
+        let key = rcgen::generate_simple_self_signed(vec!["example.org".to_string()]).unwrap();
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.signing_key.serialize_der().into());
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![key.cert.der().clone()], der)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ep = Endpoint::new("127.0.0.1", l.local_addr().unwrap().port(), 8443);
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            let _ = acceptor.accept(s).await;
+        });
+        // Another name, not signed by anyone: accepted all the same.
+        handshake(&ep, Duration::from_secs(5)).await.unwrap();
+
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain = Endpoint::new("127.0.0.1", l.local_addr().unwrap().port(), 8080);
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            drop(s);
+        });
+        let err = handshake(&plain, Duration::from_secs(5)).await.unwrap_err();
+        assert!(err.starts_with("tls handshake:"), "{err}");
+    }
 }
