@@ -215,7 +215,11 @@ fn short_hash(data: &[u8]) -> String {
 
 /// Runs `fill(tmp)` once per input hash and keeps the result at
 /// `CACHE_DIR/<name>-<hash>/` (an interrupted run leaves nothing behind).
-fn cached_dir(name: &str, input: &[u8], fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+pub(crate) fn cached_dir(
+    name: &str,
+    input: &[u8],
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
     let dir = Path::new(CACHE_DIR).join(format!("{name}-{}", short_hash(input)));
     if dir.join(".done").is_file() {
         return Ok(dir);

@@ -27,10 +27,12 @@ use sha2::{Digest, Sha256};
 
 mod lang_images;
 mod names_image;
+mod probing_app;
 mod server_images;
 mod verify_images;
 pub use lang_images::LangImage;
 pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
+pub use probing_app::ProbingApp;
 pub use server_images::ServerImage;
 pub use verify_images::{FRAGILE_APP, FRAGILE_APP_PORT, fragile_app};
 

@@ -83,6 +83,9 @@ pub struct ProbeOptions {
     pub http_probe: bool,
     /// Contents of a `--http-probe-file` (JSON list of requests).
     pub http_probe_file: Option<String>,
+    /// `--http-probe-apispec`: OpenAPI/Swagger documents whose every
+    /// operation is requested (besides those found at the usual paths).
+    pub http_probe_apispec: Vec<ApiSpecSource>,
     /// `--exec-probe CMD`: commands run inside the container.
     pub exec_probes: Vec<String>,
     /// `--probe-cmd CMD`: host commands given SLIM_TARGET_HOST/PORT.
@@ -104,6 +107,7 @@ impl Default for ProbeOptions {
         Self {
             http_probe: true,
             http_probe_file: None,
+            http_probe_apispec: Vec::new(),
             exec_probes: Vec::new(),
             probe_cmds: Vec::new(),
             continue_after: None,
@@ -113,6 +117,17 @@ impl Default for ProbeOptions {
             command_timeout_secs: 60,
         }
     }
+}
+
+/// Where an API description for the HTTP probe comes from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiSpecSource {
+    /// A path on the app (`/internal/openapi.yaml`), fetched from every
+    /// published port.
+    Path(String),
+    /// A local file, read by the client: its name (for messages) and text.
+    File { name: String, contents: String },
 }
 
 /// What goes into the slim image besides what the app used.

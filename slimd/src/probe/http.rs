@@ -1,5 +1,6 @@
-//! Plain HTTP/1.1 over a fresh TCP connection per request (hyper's low-level
-//! client). Readiness lives in [`super::ready`].
+//! HTTP/1.1 over a fresh TCP connection per request (hyper's low-level
+//! client), over TLS when the request says so (see [`super::tls`]).
+//! Readiness lives in [`super::ready`].
 
 use std::time::Duration;
 
@@ -85,6 +86,22 @@ async fn send_inner(
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = stream.set_nodelay(true);
+    if req.tls {
+        exchange(super::tls::connect(stream).await?, request, keep).await
+    } else {
+        exchange(stream, request, keep).await
+    }
+}
+
+/// Sends `request` on a connected stream and reads the whole response.
+async fn exchange<S>(
+    stream: S,
+    request: hyper::Request<Full<Bytes>>,
+    keep: usize,
+) -> std::result::Result<HttpResponse, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake: {e}"))?;

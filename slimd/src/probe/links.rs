@@ -1,297 +1,137 @@
-//! Link discovery for the crawl: a small HTML attribute scanner (enough to
-//! find `href`/`src` values; not a full HTML parser) and same-origin URL
-//! resolution against the page they came from.
+//! Link discovery for the crawl: an HTML page is parsed with html5ever
+//! (through `scraper`), its `href`/`src` values and `<base href>` collected,
+//! and links are resolved with the `url` crate (WHATWG URL rules) against
+//! the page's URL as the app sees it (`http[s]://localhost:<container
+//! port>/...`). A link is followed when it lands on a published port of
+//! this run: a relative link, or an absolute `http`/`https` URL naming a
+//! local host (or the probe's host) with the container port or the host
+//! port of an endpoint.
 
-/// `href`/`src` values of an HTML document in document order, with the
-/// document's `<base href>` (when present) applied by [`resolve_link`]'s caller.
+use scraper::{Html, Selector};
+use url::Url;
+
+use super::report::Endpoint;
+
+/// `href`/`src` values of an HTML document in document order, and its
+/// `<base href>` (when present), which the caller applies with
+/// [`page_base`].
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PageLinks {
     pub base: Option<String>,
     pub links: Vec<String>,
 }
 
-/// Scans `html` for tags and collects `href` and `src` attribute values.
-/// Comments are skipped, and so is the text of `<script>`/`<style>` elements
-/// (their own `src` still counts).
+/// Parses `html` and collects its links (see [`links_of`]).
 pub fn extract_links(html: &str) -> PageLinks {
+    links_of(&Html::parse_document(html))
+}
+
+/// The `href` and `src` attribute values of every element in document order
+/// (`href` first when an element has both), and the first `<base href>`.
+/// Comments and the text of `<script>`/`<style>` are not markup, so links
+/// written there are not found; entities in values are decoded.
+pub fn links_of(doc: &Html) -> PageLinks {
+    let any = Selector::parse("[href], [src]").expect("a valid selector");
     let mut out = PageLinks::default();
-    let bytes = html.as_bytes();
-    let mut i = 0;
-    while let Some(off) = html[i..].find('<') {
-        i += off;
-        if html[i..].starts_with("<!--") {
-            i = html[i + 4..]
-                .find("-->")
-                .map_or(bytes.len(), |e| i + 4 + e + 3);
+    for el in doc.select(&any) {
+        let e = el.value();
+        if e.name() == "base" {
+            if let Some(h) = e.attr("href") {
+                out.base.get_or_insert_with(|| h.to_string());
+            }
             continue;
         }
-        let Some((tag, end)) = parse_tag(html, i) else {
-            i += 1;
-            continue;
-        };
-        i = end;
-        if tag.closing {
-            continue;
-        }
-        for (name, value) in &tag.attrs {
-            if name == "href" && tag.name == "base" {
-                out.base.get_or_insert_with(|| value.clone());
-            } else if name == "href" || name == "src" {
-                out.links.push(value.clone());
-            }
-        }
-        if tag.name == "script" || tag.name == "style" {
-            // Raw text: skip to the matching end tag.
-            let close = format!("</{}", tag.name);
-            i = find_ascii_ci(html, i, &close).unwrap_or(bytes.len());
-        }
-    }
-    out
-}
-
-struct Tag {
-    name: String,
-    closing: bool,
-    attrs: Vec<(String, String)>,
-}
-
-/// Parses the tag starting at `html[start] == '<'`; returns it and the index
-/// after its `>`. `None` when this `<` does not open a tag.
-fn parse_tag(html: &str, start: usize) -> Option<(Tag, usize)> {
-    let b = html.as_bytes();
-    let mut i = start + 1;
-    let closing = b.get(i) == Some(&b'/');
-    if closing {
-        i += 1;
-    }
-    let name_start = i;
-    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'-') {
-        i += 1;
-    }
-    if i == name_start {
-        return None;
-    }
-    let name = html[name_start..i].to_ascii_lowercase();
-    let mut attrs = Vec::new();
-    loop {
-        while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b'/') {
-            i += 1;
-        }
-        if i >= b.len() {
-            return Some((
-                Tag {
-                    name,
-                    closing,
-                    attrs,
-                },
-                b.len(),
-            ));
-        }
-        if b[i] == b'>' {
-            return Some((
-                Tag {
-                    name,
-                    closing,
-                    attrs,
-                },
-                i + 1,
-            ));
-        }
-        let an_start = i;
-        while i < b.len() && !b[i].is_ascii_whitespace() && !matches!(b[i], b'=' | b'>' | b'/') {
-            i += 1;
-        }
-        let attr = html[an_start..i].to_ascii_lowercase();
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if b.get(i) != Some(&b'=') {
-            if i == an_start {
-                i += 1; // a stray character: step over it
-            }
-            attrs.push((attr, String::new()));
-            continue;
-        }
-        i += 1;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let value = match b.get(i) {
-            Some(&q @ (b'"' | b'\'')) => {
-                let vs = i + 1;
-                let ve = html[vs..].find(q as char).map_or(b.len(), |e| vs + e);
-                i = (ve + 1).min(b.len());
-                &html[vs..ve]
-            }
-            _ => {
-                let vs = i;
-                while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' {
-                    i += 1;
-                }
-                &html[vs..i]
-            }
-        };
-        attrs.push((attr, decode_entities(value)));
-    }
-}
-
-fn find_ascii_ci(hay: &str, from: usize, needle: &str) -> Option<usize> {
-    let h = hay.as_bytes();
-    let n = needle.as_bytes();
-    (from..h.len().saturating_sub(n.len() - 1)).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
-}
-
-/// The few entities that show up in URLs.
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    s.replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#x27;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-}
-
-/// Where a page was served from, for the same-origin check: links may name
-/// the probe's host port or, when the app builds absolute URLs from its own
-/// view, the container port.
-#[derive(Debug, Clone, Copy)]
-pub struct Origin<'a> {
-    pub host: &'a str,
-    pub host_port: u16,
-    pub container_port: u16,
-}
-
-impl Origin<'_> {
-    fn matches(&self, authority: &str) -> bool {
-        let authority = authority.rsplit('@').next().unwrap_or(authority);
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !p.contains(']') => match p.parse::<u16>() {
-                Ok(p) => (h, p),
-                Err(_) => return false,
-            },
-            _ => (authority, 80),
-        };
-        let host = host.to_ascii_lowercase();
-        let local = matches!(
-            host.as_str(),
-            "localhost" | "127.0.0.1" | "0.0.0.0" | "[::1]"
+        out.links.extend(
+            [e.attr("href"), e.attr("src")]
+                .into_iter()
+                .flatten()
+                .map(str::to_string),
         );
-        (local || host == self.host.to_ascii_lowercase())
-            && (port == self.host_port || port == self.container_port)
-    }
-}
-
-/// Resolves `link` found on the page at `page` (a path with optional query)
-/// into a same-origin path+query, or `None` for other origins, other schemes,
-/// fragments-only and empty links. The fragment is dropped and `.`/`..`
-/// segments removed.
-pub fn resolve_link(origin: &Origin<'_>, page: &str, link: &str) -> Option<String> {
-    let link = link.trim();
-    let link = link.split('#').next().unwrap_or("");
-    if link.is_empty() {
-        return None;
-    }
-    let rest = if let Some(r) = strip_prefix_ci(link, "http://") {
-        Some(r)
-    } else if has_scheme(link) {
-        return None;
-    } else {
-        link.strip_prefix("//")
-    };
-    let target = match rest {
-        Some(r) => {
-            let (authority, path) = match r.find(['/', '?']) {
-                Some(p) => (&r[..p], &r[p..]),
-                None => (r, "/"),
-            };
-            if !origin.matches(authority) {
-                return None;
-            }
-            if path.starts_with('?') {
-                format!("/{path}")
-            } else {
-                path.to_string()
-            }
-        }
-        None if link.starts_with('/') => link.to_string(),
-        None if link.starts_with('?') => {
-            format!("{}{link}", page.split('?').next().unwrap_or("/"))
-        }
-        None => {
-            let page_path = page.split('?').next().unwrap_or("/");
-            let dir = &page_path[..page_path.rfind('/').map_or(0, |i| i + 1)];
-            let dir = if dir.is_empty() { "/" } else { dir };
-            format!("{dir}{link}")
-        }
-    };
-    Some(normalize_path(&target))
-}
-
-fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
-}
-
-/// `mailto:`, `javascript:`, `https:` ...: a scheme before any `/`, `?`.
-fn has_scheme(link: &str) -> bool {
-    match link.find(':') {
-        Some(c) => {
-            let scheme = &link[..c];
-            !scheme.is_empty()
-                && scheme.as_bytes()[0].is_ascii_alphabetic()
-                && scheme
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
-        }
-        None => false,
-    }
-}
-
-/// Removes `.` and `..` segments of the path part; keeps the query as is.
-pub fn normalize_path(target: &str) -> String {
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (target, None),
-    };
-    let mut segs: Vec<&str> = Vec::new();
-    let parts: Vec<&str> = path.split('/').skip(1).collect();
-    for (i, seg) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        match *seg {
-            "." => {
-                if last {
-                    segs.push("");
-                }
-            }
-            ".." => {
-                segs.pop();
-                if last {
-                    segs.push("");
-                }
-            }
-            s => segs.push(s),
-        }
-    }
-    let mut out = format!("/{}", segs.join("/"));
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
     }
     out
+}
+
+/// A same-origin request target: which endpoint (by container port) and the
+/// path with its query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    pub port: u16,
+    pub path: String,
+}
+
+/// The URL of `path` (path and query) on `ep` as the app sees it: the
+/// scheme the port speaks, `localhost` and the container port, like the
+/// `Host` header the probe sends. `None` when `path` is not a valid path.
+pub fn page_url(ep: &Endpoint, tls: bool, path: &str) -> Option<Url> {
+    let scheme = if tls { "https" } else { "http" };
+    Url::parse(&format!("{scheme}://localhost:{}{path}", ep.container_port)).ok()
+}
+
+/// The URL relative links of a page resolve against: its `<base href>`
+/// resolved against the page's own URL, or the page's URL.
+pub fn page_base(page: &Url, base_href: Option<&str>) -> Url {
+    base_href
+        .and_then(|b| page.join(b.trim()).ok())
+        .unwrap_or_else(|| page.clone())
+}
+
+/// Resolves `link` found on a page whose base URL is `base` into a request
+/// target on one of `endpoints`, or `None` for other origins, other schemes,
+/// fragment-only and empty links. The fragment is dropped and `.`/`..`
+/// segments removed.
+pub fn resolve_link(endpoints: &[Endpoint], base: &Url, link: &str) -> Option<Target> {
+    let link = link.trim();
+    if link.is_empty() || link.starts_with('#') {
+        return None;
+    }
+    let url = base.join(link).ok()?;
+    same_origin(endpoints, &url)
+}
+
+/// The endpoint and path of an absolute URL, when it points at a published
+/// port of this run.
+pub fn same_origin(endpoints: &[Endpoint], url: &Url) -> Option<Target> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let port = url.port_or_known_default()?;
+    let local = matches!(
+        host.as_str(),
+        "localhost" | "127.0.0.1" | "0.0.0.0" | "[::1]"
+    );
+    // The app's own view (container port) first, then the probe's.
+    let ep = endpoints
+        .iter()
+        .filter(|e| local || host == e.host.to_ascii_lowercase())
+        .find(|e| e.container_port == port)
+        .or_else(|| {
+            endpoints
+                .iter()
+                .filter(|e| local || host == e.host.to_ascii_lowercase())
+                .find(|e| e.host_port == port)
+        })?;
+    let mut path = url.path().to_string();
+    if let Some(q) = url.query() {
+        path.push('?');
+        path.push_str(q);
+    }
+    Some(Target {
+        port: ep.container_port,
+        path,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ORIGIN: Origin<'static> = Origin {
-        host: "127.0.0.1",
-        host_port: 32768,
-        container_port: 8080,
-    };
+    fn endpoints() -> Vec<Endpoint> {
+        vec![
+            Endpoint::new("127.0.0.1", 32768, 8080),
+            Endpoint::new("127.0.0.1", 32769, 8443),
+        ]
+    }
 
     #[test]
     fn finds_href_and_src_in_order_and_skips_comments_and_script_text() {
@@ -328,7 +168,7 @@ mod tests {
     }
 
     #[test]
-    fn broken_html_does_not_panic() {
+    fn broken_html_does_not_panic_and_keeps_what_is_recoverable() {
         for s in [
             "<",
             "<a",
@@ -339,14 +179,28 @@ mod tests {
             "<script>",
             "< a>",
             "<a =x>",
+            "\u{0}<a href=\u{0}>",
         ] {
             let _ = extract_links(s);
         }
+        // Unclosed elements and unquoted values, as browsers read them.
+        let l = extract_links("<p><a href=/one>one<p><a href=two?x=1&y=2 class=c>two");
+        assert_eq!(l.links, vec!["/one", "two?x=1&y=2"]);
+        // Entities the old scanner did not know are decoded too.
+        let l = extract_links(r#"<a href="/s?q=caf&eacute;&#38;n=1">"#);
+        assert_eq!(l.links, vec!["/s?q=café&n=1"]);
     }
 
     #[test]
     fn resolves_relative_and_same_origin_links() {
-        let r = |page, link| resolve_link(&ORIGIN, page, link);
+        let eps = endpoints();
+        let r = |page: &str, link: &str| {
+            let base = page_url(&eps[0], false, page).unwrap();
+            resolve_link(&eps, &base, link).map(|t| {
+                assert_eq!(t.port, 8080, "{link}");
+                t.path
+            })
+        };
         assert_eq!(r("/", "about.html").as_deref(), Some("/about.html"));
         assert_eq!(r("/docs/a.html", "b.html").as_deref(), Some("/docs/b.html"));
         assert_eq!(r("/docs/a.html", "../c.html").as_deref(), Some("/c.html"));
@@ -366,20 +220,67 @@ mod tests {
         assert_eq!(r("/", "http://example.com/"), None);
         assert_eq!(r("/", "http://localhost:9999/"), None);
         assert_eq!(r("/", "http://localhost/"), None);
-        assert_eq!(r("/", "https://localhost:8080/"), None);
         assert_eq!(r("/", "mailto:a@b"), None);
         assert_eq!(r("/", "javascript:void(0)"), None);
         assert_eq!(r("/", "#top"), None);
         assert_eq!(r("/", "  "), None);
         assert_eq!(r("/a/b", "c:d/e"), None);
         assert_eq!(r("/a/b", "c/d:e").as_deref(), Some("/a/c/d:e"));
+        // Characters a request line cannot carry are percent-encoded.
+        assert_eq!(r("/", "/a b?q=x y").as_deref(), Some("/a%20b?q=x%20y"));
+        // Dot segments, as the old normalizer removed them.
+        assert_eq!(r("/", "/a/./b/../c").as_deref(), Some("/a/c"));
+        assert_eq!(r("/", "/../../x").as_deref(), Some("/x"));
+        assert_eq!(r("/", "/a/b/..").as_deref(), Some("/a/"));
+        assert_eq!(r("/", "/a/..?q=../x").as_deref(), Some("/?q=../x"));
     }
 
     #[test]
-    fn normalizes_dot_segments() {
-        assert_eq!(normalize_path("/a/./b/../c"), "/a/c");
-        assert_eq!(normalize_path("/../../x"), "/x");
-        assert_eq!(normalize_path("/a/b/.."), "/a/");
-        assert_eq!(normalize_path("/a/..?q=../x"), "/?q=../x");
+    fn https_links_to_a_published_port_land_on_that_port() {
+        let eps = endpoints();
+        let base = page_url(&eps[0], false, "/").unwrap();
+        let t = |link| resolve_link(&eps, &base, link);
+        // Another published port, by the app's view or the probe's.
+        assert_eq!(
+            t("https://localhost:8443/secure?x=1"),
+            Some(Target {
+                port: 8443,
+                path: "/secure?x=1".into()
+            })
+        );
+        assert_eq!(t("https://127.0.0.1:32769/").map(|t| t.port), Some(8443));
+        // The same port named with https (the scheme is the port's own).
+        assert_eq!(t("https://localhost:8080/a").map(|t| t.port), Some(8080));
+        // https on its default port is not published here.
+        assert_eq!(t("https://localhost/"), None);
+        // Relative links on an HTTPS page stay on that port.
+        let secure = page_url(&eps[1], true, "/dir/page").unwrap();
+        assert_eq!(
+            resolve_link(&eps, &secure, "next"),
+            Some(Target {
+                port: 8443,
+                path: "/dir/next".into()
+            })
+        );
+    }
+
+    #[test]
+    fn base_href_changes_where_relative_links_go() {
+        let eps = endpoints();
+        let page = page_url(&eps[0], false, "/docs/index.html").unwrap();
+        let base = page_base(&page, Some("/app/"));
+        assert_eq!(
+            resolve_link(&eps, &base, "x").map(|t| t.path).as_deref(),
+            Some("/app/x")
+        );
+        // A base on another origin takes relative links with it.
+        let base = page_base(&page, Some("https://cdn.example.com/"));
+        assert_eq!(resolve_link(&eps, &base, "x"), None);
+        // A broken base is ignored.
+        let base = page_base(&page, Some("http://[::"));
+        assert_eq!(
+            resolve_link(&eps, &base, "y").map(|t| t.path).as_deref(),
+            Some("/docs/y")
+        );
     }
 }

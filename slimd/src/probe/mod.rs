@@ -12,11 +12,14 @@
 pub mod command;
 pub mod crawl;
 pub mod error;
+pub mod forms;
 pub mod http;
 pub mod links;
+pub mod openapi;
 pub mod ready;
 pub mod report;
 pub mod spec;
+pub mod tls;
 pub mod verify;
 
 use std::time::{Duration, Instant};
@@ -24,6 +27,7 @@ use std::time::{Duration, Instant};
 pub use command::{record_oneshot_run, run_exec_probe, run_host_command};
 pub use crawl::{HttpProbeConfig, replay_http, run_http_probe};
 pub use error::{ProbeError, Result};
+pub use openapi::SpecSource;
 pub use ready::{HttpCheck, ListenFeed, PortReady, speaks_http, wait_listening};
 pub use report::{
     CapturedOutput, Endpoint, ExecRecord, HostCommandRecord, HttpRecord, ProbeReport,
@@ -142,6 +146,9 @@ pub async fn run_probes(
                 let file_only = HttpProbeConfig {
                     root: false,
                     crawl: false,
+                    forms: false,
+                    api_discovery: false,
+                    api_specs: Vec::new(),
                     ..cfg.clone()
                 };
                 let more =

@@ -187,20 +187,33 @@ fn not_listening(
 pub enum HttpCheck {
     /// An HTTP status line came back.
     Http { status: u16 },
+    /// No HTTP reply in plain text, but a TLS handshake completes: the crawl
+    /// speaks HTTPS there (see [`super::tls`]).
+    Tls,
     /// The port does not speak HTTP: a banner (SSH, SMTP, MySQL), a reply
     /// that is not HTTP (Redis's `-ERR`), or the server closed on us.
     NotHttp { why: String },
 }
 
 /// Asks a ready port whether it speaks HTTP: waits briefly for a banner
-/// (servers that speak first), then sends `GET /` and reads the first bytes.
-/// One attempt within `timeout`; the answer is a fact about the protocol.
+/// (servers that speak first), then sends `GET /` and reads the first bytes;
+/// without an HTTP reply, tries a TLS handshake. One attempt each within
+/// `timeout`; the answer is a fact about the protocol.
 pub async fn speaks_http(ep: &Endpoint, timeout: Duration) -> HttpCheck {
-    match tokio::time::timeout(timeout, http_attempt(ep)).await {
+    let plain = match tokio::time::timeout(timeout, http_attempt(ep)).await {
         Ok(r) => r,
         Err(_) => HttpCheck::NotHttp {
             why: format!("no reply to GET / within {:.1}s", timeout.as_secs_f64()),
         },
+    };
+    match plain {
+        HttpCheck::NotHttp { why } => match super::tls::handshake(ep, timeout).await {
+            Ok(()) => HttpCheck::Tls,
+            Err(tls) => HttpCheck::NotHttp {
+                why: format!("{why}; no TLS either ({tls})"),
+            },
+        },
+        other => other,
     }
 }
 
@@ -292,13 +305,18 @@ mod tests {
         // What a database does with `GET /`.
         let (l, ep) = listener().await;
         tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 256];
-            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => req.extend_from_slice(&buf[..n]),
+            // Reads what comes (a request, or a TLS hello) and closes.
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 256];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                    if req.first() == Some(&0x16) {
+                        break;
+                    }
                 }
             }
         });
@@ -313,8 +331,9 @@ mod tests {
     async fn banners_and_http_replies_are_told_apart() {
         let (l, ep) = listener().await;
         tokio::spawn(async move {
-            let (mut s, _) = l.accept().await.unwrap();
-            s.write_all(b"+OK hello\r\n").await.unwrap();
+            while let Ok((mut s, _)) = l.accept().await {
+                let _ = s.write_all(b"+OK hello\r\n").await;
+            }
         });
         let r = speaks_http(&ep, Duration::from_secs(5)).await;
         assert!(

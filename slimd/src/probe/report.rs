@@ -37,6 +37,12 @@ pub enum RequestOrigin {
     Crawl { depth: u32 },
     /// Entry `index` of the probe file.
     ProbeFile { index: usize },
+    /// The `index`th HTML form submission (forms found by the crawl).
+    Form { index: usize },
+    /// A fetch of an API description (`--http-probe-apispec` or a usual path).
+    ApiSpec,
+    /// The `index`th request for an API operation.
+    ApiOperation { index: usize },
     /// Re-sent from an earlier report (verify).
     Replay,
 }

@@ -6,7 +6,8 @@
 //!    "headers": {"Content-Type": "application/json"}, "body": {"text": "hi"},
 //!    "expect_status": 201, "ignore_body": true}]`.
 //! Only `path` is required. DockerSlim's `{"commands": [{"resource": ...,
-//! "headers": ["Name: value"]}]}` form is read too, so users can keep theirs.
+//! "headers": ["Name: value"], "protocol": "https"}]}` form is read too, so
+//! users can keep theirs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +35,9 @@ pub struct HttpRequest {
     /// compares the status only.
     #[serde(default)]
     pub ignore_body: bool,
+    /// Sent over TLS (an HTTPS port; the certificate is not verified).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tls: bool,
 }
 
 impl HttpRequest {
@@ -47,6 +51,7 @@ impl HttpRequest {
             body: None,
             expect_status: None,
             ignore_body: false,
+            tls: false,
         }
     }
 
@@ -91,7 +96,9 @@ struct FileEntry {
     expect_status: Option<u16>,
     #[serde(default, alias = "vary_body")]
     ignore_body: bool,
-    /// DockerSlim's field; only plain HTTP is probed.
+    /// DockerSlim's field: `http` or `https` (TLS; the certificate is not
+    /// verified). Without it, the port's own scheme is used: a port found
+    /// to speak HTTPS gets TLS.
     protocol: Option<String>,
 }
 
@@ -183,11 +190,16 @@ impl ProbeFile {
 }
 
 fn entry_to_request(e: FileEntry) -> std::result::Result<HttpRequest, String> {
-    if let Some(p) = &e.protocol
-        && !p.eq_ignore_ascii_case("http")
+    let tls = match e
+        .protocol
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
     {
-        return Err(format!("protocol {p:?} is not supported (plain http only)"));
-    }
+        None | Some("http") => false,
+        Some("https") => true,
+        Some(p) => return Err(format!("protocol {p:?} is not supported (http or https)")),
+    };
     let method = e
         .method
         .unwrap_or_else(|| "GET".into())
@@ -235,6 +247,7 @@ fn entry_to_request(e: FileEntry) -> std::result::Result<HttpRequest, String> {
         body,
         expect_status: e.expect_status,
         ignore_body: e.ignore_body,
+        tls,
     })
 }
 
@@ -357,6 +370,9 @@ mod tests {
         let r = &f.resolve(&eps()).unwrap()[0];
         assert_eq!(r.path, "/health");
         assert_eq!(r.headers["Accept"], "text/plain");
+        assert!(!r.tls);
+        let f = ProbeFile::parse(r#"[{"path": "/s", "protocol": "HTTPS"}]"#).unwrap();
+        assert!(f.resolve(&eps()).unwrap()[0].tls);
     }
 
     #[test]
@@ -369,7 +385,7 @@ mod tests {
                 r#"[{"path": "/", "colour": "red"}]"#,
                 "unknown field `colour`",
             ),
-            (r#"[{"path": "/", "protocol": "https"}]"#, "plain http only"),
+            (r#"[{"path": "/", "protocol": "ftp"}]"#, "http or https"),
             (r#"[{"path": "/", "headers": ["bad"]}]"#, "Name: value"),
             ("[", "not valid JSON"),
         ];

@@ -71,6 +71,8 @@ pub enum SessionError {
     },
     #[error("--http-probe-file: {0}")]
     ProbeFileInvalid(String),
+    #[error("--http-probe-apispec {0}")]
+    ApiSpecInvalid(String),
     /// A keep flag that does not parse (a bad glob).
     #[error("{0}")]
     KeepFlag(String),
@@ -148,6 +150,7 @@ impl SessionError {
             | E::NoProfile { .. }
             | E::ProbeFlag { .. }
             | E::ProbeFileInvalid(_)
+            | E::ApiSpecInvalid(_)
             | E::KeepFlag(_) => FailureKind::Usage,
             E::TagExists(_) | E::TagAppeared(_) => FailureKind::TagExists,
             E::ContainerStart { .. }

@@ -23,7 +23,9 @@ use super::{
     write_json,
 };
 use crate::{
-    api::types::{ApiError, ContinueAfter, Phase, Progress, SessionKind, SessionRequest},
+    api::types::{
+        ApiError, ApiSpecSource, ContinueAfter, Phase, Progress, SessionKind, SessionRequest,
+    },
     engine::ImageInfo,
     image::{ImageWriter, WriteOptions},
     probe::{self, CommandProbe, Endpoint, HttpCheck, HttpProbeConfig, ProbePlan},
@@ -368,6 +370,7 @@ async fn probe_app(ctx: &mut Ctx<'_>, ins: &Inspected, st: &Started) -> Result<O
             .iter()
             .any(|e| !plan.not_http.contains(&e.container_port));
     let exercised = crawled
+        || plan.http.as_ref().is_some_and(|h| !h.api_specs.is_empty())
         || !plan.http_requests.is_empty()
         || !plan.exec.is_empty()
         || !plan.host_commands.is_empty();
@@ -753,6 +756,38 @@ fn probe_plan(req: &SessionRequest, endpoints: Vec<Endpoint>) -> Result<ProbePla
         command_timeout: Duration::from_secs(req.probes.command_timeout_secs),
         ..Default::default()
     };
+    let mut api_specs = Vec::new();
+    for s in &req.probes.http_probe_apispec {
+        api_specs.push(match s {
+            ApiSpecSource::Path(p) if p.starts_with('/') => probe::SpecSource::Path(p.clone()),
+            ApiSpecSource::Path(p) => {
+                return Err(SessionError::ApiSpecInvalid(format!(
+                    "{p:?}: a path on the app must start with /"
+                )));
+            }
+            ApiSpecSource::File { name, contents } => {
+                probe::openapi::ApiDoc::parse(contents.as_bytes())
+                    .map_err(|e| SessionError::ApiSpecInvalid(format!("{name}: {e}")))?;
+                probe::SpecSource::Document {
+                    name: name.clone(),
+                    text: contents.clone(),
+                }
+            }
+        });
+    }
+    if let Some(cfg) = plan.http.as_mut() {
+        cfg.api_specs = api_specs.clone();
+    } else if !api_specs.is_empty() && !endpoints.is_empty() {
+        // The named documents' operations without the crawl.
+        plan.http = Some(HttpProbeConfig {
+            root: false,
+            crawl: false,
+            forms: false,
+            api_discovery: false,
+            api_specs,
+            ..Default::default()
+        });
+    }
     if let Some(text) = &req.probes.http_probe_file {
         let file = probe::ProbeFile::parse(text).map_err(SessionError::ProbeFileInvalid)?;
         plan.http_requests = file
@@ -763,6 +798,8 @@ fn probe_plan(req: &SessionRequest, endpoints: Vec<Endpoint>) -> Result<ProbePla
             plan.http = Some(HttpProbeConfig {
                 root: false,
                 crawl: false,
+                forms: false,
+                api_discovery: false,
                 ..Default::default()
             });
         }

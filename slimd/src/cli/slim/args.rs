@@ -1,13 +1,13 @@
 //! The flags of `slim`: every clap type in one place, and how build and
 //! profile flags become the daemon's [`SessionRequest`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 use crate::api::types::{
-    ContinueAfter, DEFAULT_SOCKET, Granularity, GranularityOverride, GranularityOverrideError,
-    KeepOptions, ProbeOptions, RunOptions, SessionKind, SessionRequest,
+    ApiSpecSource, ContinueAfter, DEFAULT_SOCKET, Granularity, GranularityOverride,
+    GranularityOverrideError, KeepOptions, ProbeOptions, RunOptions, SessionKind, SessionRequest,
 };
 
 #[derive(Parser, Debug)]
@@ -70,6 +70,15 @@ pub struct BuildArgs {
     /// JSON list of extra requests: method, path, port, headers, body, expect_status.
     #[arg(long, value_name = "FILE")]
     pub http_probe_file: Option<PathBuf>,
+    /// An OpenAPI/Swagger document (JSON or YAML) whose every operation is
+    /// requested: a path on the app (starts with `/` and is not a local
+    /// file), or a local file (repeatable; documents at the usual paths
+    /// such as /openapi.json are found without it).
+    #[arg(long, value_name = "PATH|FILE")]
+    pub http_probe_apispec: Vec<String>,
+    /// A local OpenAPI/Swagger document (DockerSlim's flag; repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub http_probe_apispec_file: Vec<PathBuf>,
     /// A command run inside the container (repeatable).
     #[arg(long, value_name = "CMD")]
     pub exec_probe: Vec<String>,
@@ -206,6 +215,26 @@ impl BuildArgs {
                     .map_err(|e| format!("--http-probe-file {}: {e}", p.display()))
             })
             .transpose()?;
+        let read_spec = |p: &Path, flag: &str| {
+            std::fs::read_to_string(p)
+                .map(|contents| ApiSpecSource::File {
+                    name: p.display().to_string(),
+                    contents,
+                })
+                .map_err(|e| format!("{flag} {}: {e}", p.display()))
+        };
+        let mut http_probe_apispec = Vec::new();
+        for v in &self.http_probe_apispec {
+            let local = Path::new(v);
+            http_probe_apispec.push(if v.starts_with('/') && !local.is_file() {
+                ApiSpecSource::Path(v.clone())
+            } else {
+                read_spec(local, "--http-probe-apispec")?
+            });
+        }
+        for p in &self.http_probe_apispec_file {
+            http_probe_apispec.push(read_spec(p, "--http-probe-apispec-file")?);
+        }
         Ok(SessionRequest {
             kind,
             image: self.image.clone().unwrap_or_default(),
@@ -224,6 +253,7 @@ impl BuildArgs {
             probes: ProbeOptions {
                 http_probe: self.http_probe,
                 http_probe_file,
+                http_probe_apispec,
                 exec_probes: self.exec_probe.clone(),
                 probe_cmds: self.probe_cmd.clone(),
                 continue_after,
@@ -338,6 +368,51 @@ mod tests {
         assert!(
             Cli::try_parse_from(["slim", "build", "x", "--granularity-override", "file"]).is_err()
         );
+    }
+
+    #[test]
+    fn apispec_is_a_path_on_the_app_or_a_local_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("api.yaml");
+        std::fs::write(&file, "openapi: 3.0.0\npaths: {}\n").unwrap();
+        let file = file.to_str().unwrap();
+        let request = |args: &[&str]| {
+            let mut all = vec!["slim", "build", "x"];
+            all.extend_from_slice(args);
+            let Command::Build(a) = Cli::try_parse_from(all).unwrap().command else {
+                panic!()
+            };
+            a.request(SessionKind::Build)
+        };
+        let r = request(&[
+            "--http-probe-apispec",
+            "/internal/openapi.json",
+            "--http-probe-apispec",
+            file,
+            "--http-probe-apispec-file",
+            file,
+        ])
+        .unwrap();
+        let local = ApiSpecSource::File {
+            name: file.to_string(),
+            contents: "openapi: 3.0.0\npaths: {}\n".into(),
+        };
+        assert_eq!(
+            r.probes.http_probe_apispec,
+            vec![
+                ApiSpecSource::Path("/internal/openapi.json".into()),
+                local.clone(),
+                local
+            ]
+        );
+        // A relative name is a local file, which must exist.
+        let err = request(&["--http-probe-apispec", "no-such-spec.json"]).unwrap_err();
+        assert!(
+            err.contains("--http-probe-apispec no-such-spec.json"),
+            "{err}"
+        );
+        let err = request(&["--http-probe-apispec-file", "/no/such/spec.json"]).unwrap_err();
+        assert!(err.contains("/no/such/spec.json"), "{err}");
     }
 
     #[test]
