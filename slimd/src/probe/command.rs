@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::report::{CapturedOutput, Endpoint, ExecRecord, HostCommandRecord, RunRecord};
+use super::report::{CapturedOutput, ExecRecord, HostCommandRecord, RunRecord};
+use super::spec::Endpoint;
 use crate::engine::{Engine, ExecRequest};
 
 /// Bytes of each output stream kept (and hashed).

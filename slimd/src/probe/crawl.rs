@@ -24,7 +24,8 @@ use super::forms::{FormRequest, forms_of, submission};
 use super::http::{HttpResponse, send};
 use super::links::{Target, links_of, page_base, page_url, resolve_link};
 use super::openapi::{self, ApiDoc, SpecSource, WELL_KNOWN_PATHS};
-use super::report::{Endpoint, HttpRecord, RequestOrigin};
+use super::report::{HttpRecord, RequestOrigin};
+use super::spec::Endpoint;
 use super::spec::HttpRequest;
 
 /// Limits of the HTTP probe.

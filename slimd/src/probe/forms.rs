@@ -19,7 +19,7 @@ use url::Url;
 use url::form_urlencoded;
 
 use super::links::{Target, same_origin};
-use super::report::Endpoint;
+use super::spec::Endpoint;
 
 /// How a POST form encodes its fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 
-use super::report::Endpoint;
+use super::spec::Endpoint;
 use super::spec::HttpRequest;
 
 /// Sent on every probe request.

@@ -10,7 +10,7 @@
 use scraper::{Html, Selector};
 use url::Url;
 
-use super::report::Endpoint;
+use super::spec::Endpoint;
 
 /// `href`/`src` values of an HTML document in document order, and its
 /// `<base href>` (when present), which the caller applies with

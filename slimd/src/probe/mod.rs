@@ -30,10 +30,10 @@ pub use error::{ProbeError, Result};
 pub use openapi::SpecSource;
 pub use ready::{HttpCheck, ListenFeed, PortReady, speaks_http, wait_listening};
 pub use report::{
-    CapturedOutput, Endpoint, ExecRecord, HostCommandRecord, HttpRecord, ProbeReport,
-    RequestOrigin, RunRecord,
+    CapturedOutput, ExecRecord, HostCommandRecord, HttpRecord, ProbeReport, RequestOrigin,
+    RunRecord,
 };
-pub use spec::{HttpRequest, ProbeFile, split_command_line};
+pub use spec::{Endpoint, HttpRequest, ProbeFile, split_command_line};
 pub use verify::{
     Comparison, Mismatch, ProbeProblem, compare, compare_listening, compare_runs, new_error_lines,
 };

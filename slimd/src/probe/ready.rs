@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use super::error::{ProbeError, Result};
 use super::http::{PROBE_USER_AGENT, host_header};
-use super::report::Endpoint;
+use super::spec::Endpoint;
 use crate::engine::Engine;
 
 /// The addresses the app's processes listen on, as the session's event

@@ -4,28 +4,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::spec::HttpRequest;
-
-/// Where the app is reachable: a container port published on the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Endpoint {
-    /// Host address to connect to (`127.0.0.1`).
-    pub host: String,
-    /// Published port on the host (differs between runs; never compared).
-    pub host_port: u16,
-    /// The port the app listens on inside the container (what reports name).
-    pub container_port: u16,
-}
-
-impl Endpoint {
-    pub fn new(host: impl Into<String>, host_port: u16, container_port: u16) -> Self {
-        Endpoint {
-            host: host.into(),
-            host_port,
-            container_port,
-        }
-    }
-}
+use super::spec::{Endpoint, HttpRequest};
 
 /// Why a request was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,4 +1,5 @@
-//! What to probe: the HTTP requests (from the crawl or `--http-probe-file`)
+//! What to probe and where: the endpoints (container ports published on the
+//! host), the HTTP requests (from the crawl or `--http-probe-file`)
 //! and command lines for exec and host-command probes.
 //!
 //! The probe file is a JSON list of requests:
@@ -15,7 +16,27 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ProbeError, Result};
-use super::report::Endpoint;
+
+/// Where the app is reachable: a container port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Host address to connect to (`127.0.0.1`).
+    pub host: String,
+    /// Published port on the host (differs between runs; never compared).
+    pub host_port: u16,
+    /// The port the app listens on inside the container (what reports name).
+    pub container_port: u16,
+}
+
+impl Endpoint {
+    pub fn new(host: impl Into<String>, host_port: u16, container_port: u16) -> Self {
+        Endpoint {
+            host: host.into(),
+            host_port,
+            container_port,
+        }
+    }
+}
 
 /// One HTTP request, fully resolved (method upper-case, port chosen).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

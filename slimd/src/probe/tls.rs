@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::report::Endpoint;
+use super::spec::Endpoint;
 
 /// The name sent as SNI: the app sees requests for `localhost:<port>` (see
 /// [`super::http::host_header`]), so its certificate is most likely for
