@@ -10,11 +10,13 @@ pub mod keep;
 pub mod listen;
 pub mod packages;
 pub mod process;
+pub mod reason;
 pub mod state;
 #[cfg(test)]
 mod tests;
 
-pub use keep::{KeepInput, KeepReason, KeepSet, KeptRoot};
+pub use keep::{KeepInput, KeepSet, KeptRoot};
 pub use listen::{ListenTracker, Listener};
 pub use packages::Coverage;
 pub use process::{Access, AccessKind, ExecRecord, NetOp, NetRecord, Observations, ProcessModel};
+pub use reason::KeepReason;

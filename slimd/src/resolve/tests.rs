@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use crate::api::types::{Granularity, KeepOptions};
 use crate::image::tests::{LayerBuilder, Meta, image_from};
 use crate::image::{Image, ImageWriter, WriteOptions};
-use crate::resolve::keep::{KeepInput, KeepReason, KeepSet, KeptRoot};
+use crate::resolve::keep::{KeepInput, KeepSet, KeptRoot};
 use crate::resolve::process::{Access, AccessKind, Observations};
+use crate::resolve::reason::KeepReason;
 
 fn image(layer: LayerBuilder) -> (tempfile::TempDir, Image) {
     let dir = tempfile::tempdir().unwrap();

@@ -57,8 +57,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use serde::Serialize;
 
 use super::content::{self, ContentInput, ContentRoot};
-use super::keep::KeepReason;
 use super::process::ExecRecord;
+use super::reason::KeepReason;
 use crate::api::types::{Ecosystem, Granularity, GranularityOverride, OverrideTarget};
 use crate::image::{ImageError, ImageFs, PackageDb, ResolveOptions};
 
