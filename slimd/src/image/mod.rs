@@ -50,9 +50,9 @@ pub use elf::{
 };
 pub use error::{ImageError, Result};
 pub use fs::{Entry, EntryKind, FileData, FileReader, ImageFs, Shadowed};
+pub use fs::{Resolution, ResolveOptions};
 pub use layer::{Compression, LayerEntry, LayerEntryKind, ReadLimits, SpooledLayer, spool_layer};
 pub use packages::{Package, PackageDb, PackageManager, parse_apk_installed, parse_dpkg_status};
-pub use path::{Resolution, ResolveOptions};
 pub use script::{Shebang, ShebangTarget, resolve_shebang, which};
 pub use write::{
     ImageWriter, Selection, SyntheticEntry, SyntheticKind, WriteOptions, WrittenImage,

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::error::Result;
 use super::fs::ImageFs;
-use super::path::{ResolveOptions, normalize};
+use super::fs::ResolveOptions;
+use super::path::normalize;
 
 /// Which package manager recorded a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::error::Result;
 use super::fs::ImageFs;
-use super::path::{Resolution, ResolveOptions, join};
+use super::fs::{Resolution, ResolveOptions};
+use super::path::join;
 
 /// How many bytes of a file the kernel looks at for `#!`.
 pub const SHEBANG_MAX: usize = 256;

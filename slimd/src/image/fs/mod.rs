@@ -5,7 +5,8 @@
 //! where their bytes are (layer, offset, size in the spooled layer file) and
 //! their sha256, never the bytes themselves. Hardlinked paths share a
 //! `link_group`. Files that later layers overwrite or delete are remembered
-//! in [`ImageFs::shadowed`] for the wasted-space report.
+//! in [`ImageFs::shadowed`] for the wasted-space report. Lookups through
+//! symlinks are in [`resolve`].
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -18,6 +19,9 @@ use serde::Serialize;
 use super::error::{ImageError, Result};
 use super::layer::{LayerEntry, LayerEntryKind};
 use super::path::{ancestors, clean_entry_path, file_name, parent};
+
+mod resolve;
+pub use resolve::{Resolution, ResolveOptions};
 
 /// Where a regular file's bytes are.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
