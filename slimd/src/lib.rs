@@ -13,6 +13,7 @@ pub mod engine;
 pub mod harden;
 pub mod host;
 pub mod image;
+pub mod model;
 pub mod probe;
 pub mod report;
 pub mod resolve;

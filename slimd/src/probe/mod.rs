@@ -16,6 +16,7 @@ pub mod forms;
 pub mod http;
 pub mod links;
 pub mod openapi;
+pub mod options;
 pub mod ready;
 pub mod report;
 pub mod spec;

@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::{
-    api::types::{ApiError, Phase, SessionKind},
     image::name::{self, show_in_place as show},
+    model::{ApiError, Phase, SessionKind},
     probe::{ProbeReport, RequestOrigin, RunRecord},
     resolve::{
         Coverage, ExecRecord, KeepReason, KeptRoot, NetOp, NetRecord,
@@ -1036,7 +1036,7 @@ mod tests {
         let app = AppCoverage {
             root: "/app".into(),
             why: "WORKDIR".into(),
-            granularity: crate::api::types::Granularity::Package,
+            granularity: crate::resolve::options::Granularity::Package,
             kept_whole: true,
             files: 5,
             files_used: 1,
@@ -1069,9 +1069,9 @@ mod tests {
     /// set gets the bytes, and the report shows them in that same form.
     #[test]
     fn names_are_bytes_from_flags_to_the_report() {
-        use crate::api::types::KeepOptions;
         use crate::image::name::{decode, encode};
         use crate::image::tests::{LayerBuilder, image_from};
+        use crate::resolve::options::KeepOptions;
         use crate::resolve::{Access, AccessKind, KeepInput, KeepSet, Observations};
         let layer = LayerBuilder::new()
             .dir("srv/www", 0o755)
@@ -1109,7 +1109,7 @@ mod tests {
             ],
             exclude_patterns: vec!["/srv/**/old\\xe8*".into()],
             // Only what was used: /srv/www is not kept whole as a content root.
-            granularity: crate::api::types::Granularity::File,
+            granularity: crate::resolve::options::Granularity::File,
             ..Default::default()
         };
         let ks = KeepSet::build(&KeepInput {

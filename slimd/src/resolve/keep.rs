@@ -33,11 +33,11 @@ use super::packages::{self, Coverage, is_below};
 use super::process::{AccessKind, Observations};
 use super::reason::KeepReason;
 use super::state::{self, StateCause};
-use crate::api::types::KeepOptions;
 use crate::image::{
     ElfOptions, EntryKind, Image, ImageFs, PackageDb, ResolveOptions, Selection, SyntheticEntry,
     elf_closure, name, read_elf_info, resolve_shebang, which,
 };
+use crate::resolve::options::KeepOptions;
 
 /// At most this many reasons are remembered per path (the first ones).
 const MAX_REASONS: usize = 4;

@@ -8,6 +8,7 @@
 pub mod content;
 pub mod keep;
 pub mod listen;
+pub mod options;
 pub mod packages;
 pub mod process;
 pub mod reason;

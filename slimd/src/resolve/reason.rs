@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::process::AccessKind;
-use crate::api::types::Ecosystem;
+use crate::resolve::options::Ecosystem;
 
 /// Why a path is in the slim image.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::types::{Granularity, KeepOptions};
 use crate::image::tests::{LayerBuilder, Meta, image_from};
 use crate::image::{Image, ImageWriter, WriteOptions};
 use crate::resolve::keep::{KeepInput, KeepSet, KeptRoot};
+use crate::resolve::options::{Granularity, KeepOptions};
 use crate::resolve::process::{Access, AccessKind, Observations};
 use crate::resolve::reason::KeepReason;
 

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{artifacts::Hardening, error::SessionError, write_json};
 use crate::{
-    api::types::KeepOptions,
     engine::Engine,
     image::{EntryKind, Image, ResolveOptions},
     report::{KeptFile, Report, Sizes},
+    resolve::options::KeepOptions,
     resolve::{KeepInput, KeepSet, Observations, ProcessModel},
     tracer::TraceEvent,
 };

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::{Daemon, LABEL_INSTANCE, write_json};
-use crate::api::types::SessionInfo;
+use crate::model::SessionInfo;
 
 /// Removes everything of this daemon instance that no running session owns.
 pub async fn remove_leftovers(daemon: &Daemon) {

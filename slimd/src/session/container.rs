@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use super::ctx::Ctx;
 use super::error::{Result, SessionError};
 use crate::{
-    api::types::SessionRequest,
     engine::{ContainerSpec, ImageInfo},
+    model::SessionRequest,
     probe::{self, Endpoint, ListenFeed, PortReady},
 };
 

@@ -11,8 +11,8 @@ use std::{
 
 use super::{Daemon, LABEL_INSTANCE, LABEL_SESSION, SessionHandle, collect::Collector};
 use crate::{
-    api::types::{Phase, Progress, SessionRequest},
     engine::Engine,
+    model::{Phase, Progress, SessionRequest},
     report::{PhaseTiming, Report},
     tracer::TraceSession,
 };

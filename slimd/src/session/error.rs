@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use crate::{
-    api::types::FailureKind, engine::EngineError, image::ImageError, probe::ProbeError,
+    engine::EngineError, image::ImageError, model::FailureKind, probe::ProbeError,
     tracer::TracerError,
 };
 

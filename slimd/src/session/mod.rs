@@ -34,8 +34,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tracing::Instrument;
 
 use crate::{
-    api::types::{ApiError, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo},
     engine::Engine,
+    model::{ApiError, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo},
     tracer::{Tracer, TracerOptions},
 };
 

@@ -23,12 +23,13 @@ use super::{
     write_json,
 };
 use crate::{
-    api::types::{
-        ApiError, ApiSpecSource, ContinueAfter, Phase, Progress, SessionKind, SessionRequest,
-    },
     engine::ImageInfo,
     image::{ImageWriter, WriteOptions},
-    probe::{self, CommandProbe, Endpoint, HttpCheck, HttpProbeConfig, ProbePlan},
+    model::{ApiError, Phase, Progress, SessionKind, SessionRequest},
+    probe::{
+        self, CommandProbe, Endpoint, HttpCheck, HttpProbeConfig, ProbePlan,
+        options::{ApiSpecSource, ContinueAfter},
+    },
     report::{PhaseTiming, VerifyOutcome, VerifyResult},
     tracer::TraceSession,
 };

@@ -23,7 +23,7 @@ use super::{
     unix_now, write_json,
 };
 use crate::{
-    api::types::{ApiError, FailureKind, Phase, Progress, SessionKind, SessionRequest},
+    model::{ApiError, FailureKind, Phase, Progress, SessionKind, SessionRequest},
     report::{PhaseTiming, Report},
     tracer::{NewCgroup, TraceEvent},
 };

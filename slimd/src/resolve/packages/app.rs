@@ -24,10 +24,10 @@ use std::io::Read;
 
 use super::ecosystems::{parse_package_json, read_text, requirement_name};
 use super::{Catalog, Dep, Unit, is_below};
-use crate::api::types::Ecosystem;
 use crate::image::path::{ancestors, file_name, join, parent};
 use crate::image::{ImageFs, ResolveOptions};
 use crate::resolve::ExecRecord;
+use crate::resolve::options::Ecosystem;
 
 /// Never an app's tree themselves.
 const SYSTEM_DIRS: &[&str] = &[

@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 
 use super::{Catalog, Dep, PackageError, Unit, is_below};
-use crate::api::types::Ecosystem;
 use crate::image::ImageFs;
 use crate::image::path::{file_name, join, parent};
+use crate::resolve::options::Ecosystem;
 
 /// Largest metadata file read (a big package's RECORD is about 1 MB).
 const MAX_META: u64 = 8 << 20;

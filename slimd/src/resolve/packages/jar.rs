@@ -5,9 +5,9 @@
 use std::io::{Read, Seek, SeekFrom};
 
 use super::{Dep, PackageError};
-use crate::api::types::Ecosystem;
 use crate::image::ImageFs;
 use crate::image::path::{join, parent};
+use crate::resolve::options::Ecosystem;
 
 const EOCD_SIG: u32 = 0x0605_4b50;
 const CENTRAL_SIG: u32 = 0x0201_4b50;

@@ -59,8 +59,8 @@ use serde::Serialize;
 use super::content::{self, ContentInput, ContentRoot};
 use super::process::ExecRecord;
 use super::reason::KeepReason;
-use crate::api::types::{Ecosystem, Granularity, GranularityOverride, OverrideTarget};
 use crate::image::{ImageError, ImageFs, PackageDb, ResolveOptions};
+use crate::resolve::options::{Ecosystem, Granularity, GranularityOverride, OverrideTarget};
 
 /// Why package metadata could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -7,10 +7,10 @@ use super::app::{parse_gemfile, parse_pyproject, parse_requirements_txt};
 use super::ecosystems::{parse_gemspec, parse_package_json, parse_record, requirement_name};
 use super::jar::parse_class_path;
 use super::*;
-use crate::api::types::KeepOptions;
 use crate::image::Image;
 use crate::image::tests::{LayerBuilder, image_from};
 use crate::resolve::keep::{KeepInput, KeepSet};
+use crate::resolve::options::KeepOptions;
 use crate::resolve::process::{Access, AccessKind, Observations};
 
 fn image(layer: LayerBuilder) -> (tempfile::TempDir, Image) {
