@@ -1,11 +1,15 @@
 //! slimd: what is in a container image, what its app uses, and the smallest
 //! image that still does the same job.
 //!
-//! The data flows one way (see `../shared/notes/architecture.md`):
+//! The data flows one way (the README's "How it is built" has the map):
 //! `tracer` (kernel events) -> `session` (one build) -> `resolve` (events to
 //! image paths, keep set) -> `image` (read, analyse, write) -> `engine` (load),
-//! with `probe` exercising the app and `report` explaining the result. `api`
-//! is the socket protocol between the daemon and the `slim` CLI.
+//! with `probe` exercising the app, `harden` writing the profiles learned
+//! from the run, `host` reading what the host kernel says about a
+//! container's processes, and `report` explaining the result. `model` is the
+//! session vocabulary everyone shares; `api` is the socket protocol between
+//! the daemon and the `slim` CLI, and `cli` their front ends. No module
+//! imports one that imports it back.
 
 pub mod api;
 pub mod cli;
