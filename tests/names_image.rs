@@ -36,7 +36,7 @@ pub const MENU: &[u8] = b"/srv/www/men\xfc.html";
 /// `/srv/www/copyè.html`: a hardlink of [`CAFE`], asked for too.
 pub const COPY: &[u8] = b"/srv/www/copy\xe8.html";
 /// A file nobody uses (not in the slim image).
-pub const UNUSED: &[u8] = b"/srv/www/unused-\xe8t\xe9.bin";
+pub const UNUSED: &[u8] = b"/opt/unused-\xe8t\xe9.bin";
 /// What [`CAFE`] holds.
 const CAFE_BODY: &[u8] = b"<p>caf\xe9 au lait</p>\n";
 
