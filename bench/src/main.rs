@@ -383,12 +383,33 @@ fn assemble(save: Option<&Path>, image: Option<&str>, scratch: &Path) -> Result<
     }))
 }
 
+/// Every fixture image of the end-to-end tests, each with the `slim build`
+/// flags that exercise it (servers that do not speak HTTP get their own
+/// client as exec probes), for the end-to-end build benchmark.
 fn images() -> Result<Value> {
-    use slimd_tests::TestImage;
+    use slimd_tests::{LangImage, ProbingApp, ServerImage, TestImage};
+    let mut fixtures = Vec::new();
+    for t in TestImage::ALL {
+        fixtures.push(json!({"name": t.name(), "image": t.ensure()?, "flags": []}));
+    }
+    for l in LangImage::ALL {
+        fixtures.push(json!({"name": l.name(), "image": l.ensure()?, "flags": []}));
+    }
+    for s in ServerImage::ALL {
+        let mut flags = Vec::new();
+        for probe in s.exec_probes() {
+            flags.push("--exec-probe".to_string());
+            flags.push(probe.to_string());
+        }
+        fixtures.push(json!({"name": s.name(), "image": s.ensure()?, "flags": flags}));
+    }
+    fixtures.push(json!({"name": "fragile-app", "image": slimd_tests::fragile_app()?, "flags": []}));
+    fixtures.push(json!({"name": "probing-app", "image": ProbingApp::ensure()?, "flags": []}));
     Ok(json!({
         "python_app": TestImage::PythonApp.ensure()?,
         "cli_oneshot": TestImage::CliOneshot.ensure()?,
         "python_base": slimd_tests::PYTHON_BASE_TAG,
+        "fixtures": fixtures,
     }))
 }
 
