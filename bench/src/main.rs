@@ -403,7 +403,8 @@ fn images() -> Result<Value> {
         }
         fixtures.push(json!({"name": s.name(), "image": s.ensure()?, "flags": flags}));
     }
-    fixtures.push(json!({"name": "fragile-app", "image": slimd_tests::fragile_app()?, "flags": []}));
+    fixtures
+        .push(json!({"name": "fragile-app", "image": slimd_tests::fragile_app()?, "flags": []}));
     fixtures.push(json!({"name": "probing-app", "image": ProbingApp::ensure()?, "flags": []}));
     Ok(json!({
         "python_app": TestImage::PythonApp.ensure()?,

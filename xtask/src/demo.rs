@@ -1,5 +1,5 @@
 //! `cargo xtask demo`: the main job end to end on a locally built demo
-//! image (see tests/demo.rs): build, start dockerd if needed, run the demo.
+//! image (see tests/src/bin/demo.rs): build, start dockerd if needed, run the demo.
 
 use std::process::Command;
 

@@ -178,15 +178,23 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
         );
     }
     docker::ensure_engine()?;
-    // End-to-end tests: integration tests of every crate, ignored ones
-    // included (they are marked so that a plain `cargo test` skips them).
-    // One at a time: they share the kernel, the engine and two cores.
-    let mut e2e = cargo();
-    e2e.args(["test", "--workspace", "--test", "*", "--no-fail-fast"])
-        .env("SLIMD_BIN_DIR", &bin_dir)
-        .args(["--", "--include-ignored", "--test-threads=1"])
-        .args(filter);
-    run(&mut e2e)
+    // End-to-end tests, ignored ones included (they are marked so that a
+    // plain `cargo test` skips them), one at a time: they share the kernel,
+    // the engine and two cores. The suites are modules of the slimd-tests
+    // crate (one test binary, `tests/src/tests/`); slimd has integration
+    // tests of its own image library. Both run; either failing fails.
+    let e2e = |args: &[&str]| {
+        let mut c = cargo();
+        c.arg("test")
+            .args(args)
+            .env("SLIMD_BIN_DIR", &bin_dir)
+            .args(["--", "--include-ignored", "--test-threads=1"])
+            .args(filter);
+        run(&mut c)
+    };
+    let suites = e2e(&["-p", "slimd-tests", "--lib"]);
+    let image_lib = e2e(&["-p", "slimd", "--test", "*"]);
+    suites.and(image_lib)
 }
 
 fn lint() -> Result<()> {

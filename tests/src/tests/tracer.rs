@@ -1,8 +1,6 @@
 //! End-to-end tests of the tracer: real kernel, real Docker engine, as root.
 //! Run by `cargo xtask test` (they are ignored by a plain `cargo test`).
 
-mod support;
-
 use std::{
     process::{Command, Stdio},
     time::Duration,
@@ -69,7 +67,7 @@ fn open_path(e: &TraceEvent) -> Option<(&[u8], Option<i32>, i64)> {
 #[tokio::test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 async fn sees_entrypoint_exec_and_loader_opens() -> Result<()> {
-    let image = support::tracee_image()?;
+    let image = crate::tracee::tracee_image()?;
     let tracer = Tracer::load(TracerOptions::default())?;
     let (events, summary, _) = traced_run(&tracer, image, &["true"]).await?;
     let exec_pos = events
@@ -114,7 +112,7 @@ async fn sees_entrypoint_exec_and_loader_opens() -> Result<()> {
 #[tokio::test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 async fn ignores_untagged_processes() -> Result<()> {
-    let image = support::tracee_image()?;
+    let image = crate::tracee::tracee_image()?;
     let marker = format!("/tmp/slimd-untagged-marker-{}", std::process::id());
     std::fs::write(&marker, "x")?;
     let mut busy = Command::new("sh")
@@ -146,7 +144,7 @@ async fn ignores_untagged_processes() -> Result<()> {
 #[tokio::test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 async fn reports_relative_symlink_and_dfd_opens() -> Result<()> {
-    let image = support::tracee_image()?;
+    let image = crate::tracee::tracee_image()?;
     let tracer = Tracer::load(TracerOptions::default())?;
     let (events, _, out) = traced_run(&tracer, image, &["paths"]).await?;
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "paths ok");
@@ -204,7 +202,7 @@ async fn reports_relative_symlink_and_dfd_opens() -> Result<()> {
 #[tokio::test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 async fn reports_connect_bind_listen() -> Result<()> {
-    let image = support::tracee_image()?;
+    let image = crate::tracee::tracee_image()?;
     let tracer = Tracer::load(TracerOptions::default())?;
     let (events, _, _) = traced_run(&tracer, image, &["net", "7777"]).await?;
     let want = SockAddr::Inet {
@@ -236,7 +234,7 @@ async fn reports_connect_bind_listen() -> Result<()> {
 #[tokio::test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 async fn hot_loop_is_deduplicated_without_loss() -> Result<()> {
-    let image = support::tracee_image()?;
+    let image = crate::tracee::tracee_image()?;
     let tracer = Tracer::load(TracerOptions::default())?;
     let (events, summary, out) = traced_run(&tracer, image, &["hot", "1000000", "300"]).await?;
     assert_eq!(
@@ -269,7 +267,7 @@ async fn hot_loop_is_deduplicated_without_loss() -> Result<()> {
 #[test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 fn unprivileged_load_fails_clearly() -> Result<()> {
-    let slimd = support::bin("slimd");
+    let slimd = crate::tracee::bin("slimd");
     ensure!(slimd.exists(), "{} not built", slimd.display());
     let out = Command::new("setpriv")
         .args([
@@ -302,7 +300,7 @@ fn unprivileged_load_fails_clearly() -> Result<()> {
 #[test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 fn pure_cgroup2_layout() -> Result<()> {
-    let slimd = support::bin("slimd");
+    let slimd = crate::tracee::bin("slimd");
     let script = format!(
         "umount -R /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup && umount /sys/kernel/tracing && exec {} trace --cgroup-root slimd-v2test --host -- /bin/cat /etc/hostname",
         slimd.display()

@@ -2,13 +2,11 @@
 //! are profiled only when labelled, from their first instruction, and a
 //! slim image can be built from the profile later.
 
-mod daemon;
-
 use std::time::{Duration, Instant};
 
+use crate::daemon::Daemon;
+use crate::{TestImage, docker};
 use anyhow::{Context, Result, ensure};
-use daemon::Daemon;
-use slimd_tests::{TestImage, docker};
 
 #[test]
 #[ignore = "needs root and Docker: cargo xtask test"]
@@ -103,7 +101,7 @@ fn labelled_containers_are_profiled_from_their_first_exec() -> Result<()> {
         "slimd-e2e/watched:slim",
         "--force",
     ])?;
-    let err = daemon::failed_with(&out, 7)?;
+    let err = crate::daemon::failed_with(&out, 7)?;
     let said = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
     ensure!(
         said.contains("UNVERIFIED") && said.contains("no probe results to compare"),

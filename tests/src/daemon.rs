@@ -1,7 +1,6 @@
 //! A `slimd serve` process for end-to-end tests, with its own socket, state
 //! directory and cgroup root (so it never touches a real daemon's sessions),
 //! and a `slim` runner bound to it.
-#![allow(dead_code)]
 
 use std::{
     path::{Path, PathBuf},
@@ -44,7 +43,7 @@ impl Daemon {
 
     /// Same, run under `wrapper` (a command that then runs slimd).
     pub fn start_wrapped(name: &str, wrapper: &[&str], extra: &[&str]) -> Result<Self> {
-        slimd_tests::ensure_docker()?;
+        crate::ensure_docker()?;
         let dir = std::env::temp_dir().join(format!("slimd-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -192,7 +191,7 @@ impl Daemon {
 
     /// Containers this daemon instance has (any state).
     pub fn containers(&self) -> Result<Vec<String>> {
-        let out = slimd_tests::docker([
+        let out = crate::docker([
             "ps",
             "-aq",
             "--filter",
@@ -263,7 +262,7 @@ impl Drop for Daemon {
         // Whatever a failed test left: remove it, so the next run starts clean.
         if let Ok(ids) = self.containers() {
             for id in ids {
-                let _ = slimd_tests::docker(["rm", "-f", &id]);
+                let _ = crate::docker(["rm", "-f", &id]);
             }
         }
         // The (now empty) cgroup root of this test instance.

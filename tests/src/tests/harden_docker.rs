@@ -7,9 +7,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::{RUN_LABEL, TestImage, run_with_timeout};
 use anyhow::Result;
 use slimd::harden::{Arch, SeccompProfile, seccomp_profile};
-use slimd_tests::{RUN_LABEL, TestImage, run_with_timeout};
 
 /// Every syscall of the host except `except`.
 fn all_but(except: &[&str]) -> BTreeSet<u32> {

@@ -1,9 +1,12 @@
-//! Shared helpers for the end-to-end tests: a Docker engine that answers,
-//! the five test images (built here from local files, never pulled, and
-//! rebuilt only when their inputs change), the language images
-//! ([`LangImage`]) and the client-first server images ([`ServerImage`]),
-//! and small helpers to run the `docker` CLI and speak HTTP to a published
-//! port.
+//! The end-to-end test crate, laid out like aya's and bpfman's: the suites
+//! are modules under `tests/` (one test binary), and everything they share
+//! lives here, in one place: a Docker engine that answers, the test images
+//! (built from local files, never pulled, and rebuilt only when their inputs
+//! change: the five base fixtures, the language images ([`LangImage`]), the
+//! client-first servers ([`ServerImage`]), and the fixtures of the names,
+//! verify and probing suites), a daemon per test ([`daemon`]), the tracer
+//! suite's `tracee` image ([`tracee`]), and small helpers to run the
+//! `docker` CLI and speak HTTP to a published port.
 //!
 //! Every helper is idempotent and safe to call from several tests and test
 //! binaries at once: images are cached by a content hash kept in the
@@ -25,10 +28,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
+pub mod daemon;
 mod lang_images;
 mod names_image;
 mod probing_app;
 mod server_images;
+#[cfg(test)]
+mod tests;
+pub mod tracee;
 mod verify_images;
 pub use lang_images::LangImage;
 pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
@@ -871,13 +878,27 @@ fn lock(name: &str) -> Result<fs::File> {
 }
 
 fn build_cached(tag: &str, recipe: &Recipe) -> Result<String> {
+    build_unless_cached(tag, recipe).map(|_| tag.to_string())
+}
+
+/// Whether [`build_unless_cached`] had to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cache {
+    /// An image with this tag and the same inputs label was there.
+    Hit,
+    Built,
+}
+
+/// Builds `recipe` as `tag` unless the image there carries the hash of the
+/// same inputs in its label.
+fn build_unless_cached(tag: &str, recipe: &Recipe) -> Result<Cache> {
     let hash = inputs_hash(recipe)?;
     if image_inputs(tag).as_deref() == Some(hash.as_str()) {
-        return Ok(tag.to_string());
+        return Ok(Cache::Hit);
     }
     let _lock = lock(tag)?;
     if image_inputs(tag).as_deref() == Some(hash.as_str()) {
-        return Ok(tag.to_string());
+        return Ok(Cache::Hit);
     }
     let old = image_id(tag);
     let ctx = tempfile::Builder::new()
@@ -911,7 +932,7 @@ fn build_cached(tag: &str, recipe: &Recipe) -> Result<String> {
         // The previous build is now untagged; drop it (ignore images in use).
         let _ = docker_timeout(["image", "rm", &old], Duration::from_secs(60));
     }
-    Ok(tag.to_string())
+    Ok(Cache::Built)
 }
 
 /// Writes one entry under `rootfs`.
@@ -1176,65 +1197,4 @@ pub fn image_size(tag: &str) -> Result<u64> {
         Duration::from_secs(60),
     )?;
     s.parse().with_context(|| format!("image size {s:?}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_changes_with_inputs_only() {
-        let r = |data: &[u8]| Recipe {
-            entries: vec![Entry::Bytes {
-                path: "/a".into(),
-                data: data.to_vec(),
-                mode: 0o644,
-            }],
-            dockerfile: "FROM scratch\n".into(),
-            extra_inputs: vec![],
-        };
-        assert_eq!(
-            inputs_hash(&r(b"x")).unwrap(),
-            inputs_hash(&r(b"x")).unwrap()
-        );
-        assert_ne!(
-            inputs_hash(&r(b"x")).unwrap(),
-            inputs_hash(&r(b"y")).unwrap()
-        );
-        assert_eq!(filler(16, 7), filler(16, 7));
-    }
-
-    #[test]
-    fn recipes_without_docker_resolve_their_files() {
-        // Everything except python-app (which needs debootstrap and Docker).
-        for image in [
-            TestImage::StaticServer,
-            TestImage::DynamicC,
-            TestImage::ShellEntrypoint,
-            TestImage::CliOneshot,
-        ] {
-            let r = recipe(image).unwrap();
-            assert!(r.dockerfile.starts_with("FROM scratch"));
-            assert!(!r.entries.is_empty());
-        }
-    }
-
-    #[test]
-    fn run_with_timeout_kills_slow_commands() {
-        let t = Instant::now();
-        let err = run_with_timeout(
-            Command::new("sh").args(["-c", "sleep 30"]),
-            Duration::from_millis(300),
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("did not finish"), "{err}");
-        assert!(t.elapsed() < Duration::from_secs(5));
-        let err = checked(
-            Command::new("sh").args(["-c", "echo boom >&2; exit 3"]),
-            Duration::from_secs(10),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("boom") && err.contains("3"), "{err}");
-    }
 }

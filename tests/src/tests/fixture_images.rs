@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use slimd_tests::{TestImage, ensure_image, http_get, image_size, run_detached};
+use crate::{TestImage, ensure_image, http_get, image_size, run_detached};
 
 #[test]
 #[ignore = "needs root and Docker: cargo xtask test"]
@@ -38,22 +38,51 @@ fn each_fixture_image_builds_and_runs() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The inputs label decides: the same inputs reuse the image without a
+/// build (the label check, not the process's memo, answers), changed inputs
+/// rebuild it and move the label.
 #[test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 fn images_are_cached_by_inputs() -> anyhow::Result<()> {
-    let tag = ensure_image(TestImage::StaticServer)?;
-    let id = slimd_tests::docker(["image", "inspect", "--format", "{{.Id}}", tag])?;
-    // A second call in this process, and the label check behind it, keep the image.
-    ensure_image(TestImage::StaticServer)?;
-    let again = slimd_tests::docker(["image", "inspect", "--format", "{{.Id}}", tag])?;
-    assert_eq!(id, again);
-    Ok(())
+    use crate::{Cache, Entry, Recipe, build_unless_cached, image_id, image_inputs, inputs_hash};
+    crate::ensure_docker()?;
+    let tag = "slimd-test/cache-check:latest";
+    let recipe = |data: String| Recipe {
+        entries: vec![Entry::Bytes {
+            path: "/data".into(),
+            data: data.into_bytes(),
+            mode: 0o644,
+        }],
+        dockerfile: "FROM scratch\nCOPY rootfs/ /\n".into(),
+        extra_inputs: vec![],
+    };
+    // Fresh inputs each run, so the first call must build.
+    let nonce = format!(
+        "{:?} {}",
+        std::time::SystemTime::now(),
+        std::process::id()
+    );
+    let result = (|| {
+        let first = recipe(format!("first {nonce}"));
+        assert_eq!(build_unless_cached(tag, &first)?, Cache::Built);
+        let id = image_id(tag).expect("built");
+        assert_eq!(image_inputs(tag), Some(inputs_hash(&first)?));
+        assert_eq!(build_unless_cached(tag, &first)?, Cache::Hit);
+        assert_eq!(image_id(tag).as_deref(), Some(id.as_str()));
+        let second = recipe(format!("second {nonce}"));
+        assert_eq!(build_unless_cached(tag, &second)?, Cache::Built);
+        assert_ne!(image_id(tag).as_deref(), Some(id.as_str()));
+        assert_eq!(image_inputs(tag), Some(inputs_hash(&second)?));
+        Ok(())
+    })();
+    let _ = crate::docker(["image", "rm", "-f", tag]);
+    result
 }
 
 #[test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 fn server_images_build_and_answer_their_clients() -> anyhow::Result<()> {
-    use slimd_tests::ServerImage;
+    use crate::ServerImage;
     for server in ServerImage::ALL {
         let tag = server.ensure()?;
         eprintln!("{tag}: {} bytes", image_size(tag)?);
@@ -61,7 +90,7 @@ fn server_images_build_and_answer_their_clients() -> anyhow::Result<()> {
         server.wait_answering(&c, Duration::from_secs(90))?;
         let (statement, answer) = server.seeded();
         assert_eq!(server.query(&c, statement)?, answer, "{tag}");
-        let user = slimd_tests::docker(["exec", &c.id, "id", "-un"])?;
+        let user = crate::docker(["exec", &c.id, "id", "-un"])?;
         assert_eq!(user, server.user(), "{tag}");
     }
     Ok(())

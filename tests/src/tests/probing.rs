@@ -2,24 +2,22 @@
 //! part 4): HTML forms (urlencoded and multipart), OpenAPI documents (at
 //! the usual path, and one only `--http-probe-apispec` names) and an HTTPS
 //! port with a self-signed certificate, on the probing fixture (see
-//! `slimd_tests::ProbingApp`). With `--granularity file` the slim image keeps
+//! `crate::ProbingApp`). With `--granularity file` the slim image keeps
 //! only the handler modules a probe reached: every form and operation must
 //! answer exactly like the original on both ports, and, as the control,
 //! the operations of the unnamed document must fail when the flag is left
 //! out.
 
-mod daemon;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::daemon::Daemon;
+use crate::{ProbingApp, docker};
 use anyhow::{Context, Result, bail, ensure};
-use daemon::Daemon;
 use serde_json::Value;
 use slimd::probe::forms::{FieldValue, multipart};
 use slimd::probe::http::send;
 use slimd::probe::{Endpoint, HttpRequest};
-use slimd_tests::{ProbingApp, docker};
 
 /// One request the test sends itself, with values other than the probes'
 /// (the handlers must work, not only replay what was probed).

@@ -5,18 +5,16 @@
 //! names; the slim image must hold exactly those bytes, and every report
 //! shows them escaped (`\xe9`).
 
-mod daemon;
-
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
-use daemon::Daemon;
-use slimd::image::name;
-use slimd_tests::{
+use crate::daemon::Daemon;
+use crate::{
     CAFE, COPY, MENU, NAMES_TAG, RUN_LABEL, UNUSED, docker, docker_timeout, ensure_names_image,
     long_path,
 };
+use anyhow::{Context, Result, ensure};
+use slimd::image::name;
 
 const TARGET: &str = "slimd-e2e/latin1-names:slim";
 

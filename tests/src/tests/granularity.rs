@@ -4,14 +4,12 @@
 //! of a static site the crawl never reached (issue 11: content roots). Plus
 //! the size cost of `package` over `file` for every test image.
 
-mod daemon;
-
 use std::time::Duration;
 
+use crate::daemon::Daemon;
+use crate::{LangImage, TestImage, docker, http_get, image_size};
 use anyhow::{Context, Result, ensure};
-use daemon::Daemon;
 use serde_json::Value;
-use slimd_tests::{LangImage, TestImage, docker, http_get, image_size};
 
 /// One finished build.
 struct Built {

@@ -5,11 +5,9 @@
 //! or ends unverified with exit code 7. Plus readiness of a server from
 //! its own `listen()` and probe deadlines. Real kernel, real engine.
 
-mod daemon;
-
+use crate::daemon::{Daemon, failed_with, last_event};
+use crate::fragile_app;
 use anyhow::{Result, ensure};
-use daemon::{Daemon, failed_with, last_event};
-use slimd_tests::fragile_app;
 
 /// `slim --json build` of the fragile app with `extra` flags: the exit code,
 /// the last progress line and the whole output.

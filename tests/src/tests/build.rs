@@ -1,13 +1,11 @@
 //! End-to-end tests of `slim build` through a real daemon: real kernel, real
 //! Docker engine, as root (run by `cargo xtask test`).
 
-mod daemon;
-
 use std::time::{Duration, Instant};
 
+use crate::daemon::{Daemon, failed_with, session_id, tail};
+use crate::{TestImage, docker, image_size};
 use anyhow::{Context, Result, ensure};
-use daemon::{Daemon, failed_with, session_id, tail};
-use slimd_tests::{TestImage, docker, image_size};
 
 /// Builds `image` with `args`; checks success, verify and the size drop;
 /// returns (original, slim) sizes and the summary.
@@ -54,7 +52,7 @@ fn serves(image: TestImage, target: &str) -> Result<()> {
         for path in image.expected_ok_paths() {
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
-                match slimd_tests::http_get(host_port, path, Duration::from_secs(5)) {
+                match crate::http_get(host_port, path, Duration::from_secs(5)) {
                     Ok((200, _)) => break,
                     r if Instant::now() > deadline => {
                         anyhow::bail!("GET {path} on {target}: {r:?}")
@@ -465,7 +463,7 @@ fn xray_through_the_daemon_and_from_a_file() -> Result<()> {
         archive.to_str().unwrap(),
         TestImage::CliOneshot.ensure()?,
     ])?;
-    let out = std::process::Command::new(daemon::bin("slim"))
+    let out = std::process::Command::new(crate::daemon::bin("slim"))
         .args(["--socket", "/nonexistent.sock", "--json", "xray", "--file"])
         .arg(&archive)
         .output()?;
@@ -547,7 +545,7 @@ fn other_users_are_refused() -> Result<()> {
     let d = Daemon::start("perms")?;
     let out = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(daemon::bin("slim"))
+        .arg(crate::daemon::bin("slim"))
         .arg("--socket")
         .arg(&d.socket)
         .arg("status")
@@ -629,7 +627,7 @@ fn the_systemd_units_capabilities_are_enough() -> Result<()> {
         unit.contains("ExecStartPre=+/usr/local/bin/slimd prepare"),
         "the unit no longer prepares the cgroup root"
     );
-    let prepared = std::process::Command::new(daemon::bin("slimd"))
+    let prepared = std::process::Command::new(crate::daemon::bin("slimd"))
         .args(["prepare", "--cgroup-root", "slimd-e2e-caps"])
         .output()?;
     ensure!(

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::{Container, RUN_LABEL, TestImage, ensure_image};
 use slimd::engine::{ContainerSpec, Engine, EngineError, ExecRequest};
 use slimd::probe::{self, Endpoint, HttpCheck};
-use slimd_tests::{Container, RUN_LABEL, TestImage, ensure_image};
 
 fn spec(image: TestImage, name: &str) -> ContainerSpec {
     ContainerSpec {
@@ -37,7 +37,7 @@ fn engine_runs_execs_and_stops_a_container() -> anyhow::Result<()> {
             Some(&["/usr/local/bin/entrypoint.sh".to_string()][..])
         );
         assert_eq!(info.config.stop_signal.as_deref(), Some("SIGKILL"));
-        assert!(info.config.labels.contains_key(slimd_tests::INPUTS_LABEL));
+        assert!(info.config.labels.contains_key(crate::INPUTS_LABEL));
         assert!(info.size > 0);
 
         let id = engine
@@ -58,7 +58,7 @@ fn engine_runs_execs_and_stops_a_container() -> anyhow::Result<()> {
         let host_port = c.host_port("8080").expect("8080 published");
         let ep = Endpoint::new("127.0.0.1", host_port, 8080);
         tokio::task::spawn_blocking(move || {
-            slimd_tests::http_get(host_port, "/", Duration::from_secs(30))
+            crate::http_get(host_port, "/", Duration::from_secs(30))
         })
         .await??;
         assert_eq!(

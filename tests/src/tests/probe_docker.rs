@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use crate::{Container, RUN_LABEL, TestImage, ensure_image};
 use slimd::engine::{ContainerSpec, Engine};
 use slimd::probe::{self, Endpoint, HttpCheck, HttpProbeConfig, ProbePlan};
-use slimd_tests::{Container, RUN_LABEL, TestImage, ensure_image};
 
 async fn start(engine: &Engine, spec: &ContainerSpec) -> anyhow::Result<(Container, Endpoint)> {
     let id = engine.create_container(spec).await?;
@@ -22,7 +22,7 @@ async fn start(engine: &Engine, spec: &ContainerSpec) -> anyhow::Result<(Contain
 async fn answers(ep: &Endpoint) -> anyhow::Result<()> {
     let port = ep.host_port;
     tokio::task::spawn_blocking(move || {
-        slimd_tests::http_get(port, "/", Duration::from_secs(30)).map(|_| ())
+        crate::http_get(port, "/", Duration::from_secs(30)).map(|_| ())
     })
     .await?
 }

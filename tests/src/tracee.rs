@@ -1,6 +1,5 @@
 //! Helpers shared by the tracer end-to-end tests: the `tracee` image and
 //! running a container under a session cgroup.
-#![allow(dead_code)]
 
 use std::{
     fs,

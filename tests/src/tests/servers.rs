@@ -5,16 +5,14 @@
 //! client commands, hold the data seeded at image build time but nothing a
 //! build probe wrote, and keep what they are given across a restart.
 
-mod daemon;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
+use crate::daemon::Daemon;
+use crate::{Container, ServerImage, docker, docker_timeout, image_size};
 use anyhow::{Context, Result, ensure};
-use daemon::Daemon;
 use serde_json::Value;
-use slimd_tests::{Container, ServerImage, docker, docker_timeout, image_size};
 
 /// How long a server may take to answer after its container starts.
 const START: Duration = Duration::from_secs(90);

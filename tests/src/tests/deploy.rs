@@ -11,10 +11,10 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::run_with_timeout;
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use slimd::harden::{NetOp, NetworkObservation, network_policy, summarize_network};
-use slimd_tests::run_with_timeout;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

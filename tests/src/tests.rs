@@ -1,0 +1,20 @@
+//! The end-to-end suites: real kernel, real Docker engine, as root (run by
+//! `cargo xtask test`; each test is `#[ignore]`d so that a plain
+//! `cargo test` skips it). One module per suite; the helpers they share are
+//! the crate's own modules ([`crate::daemon`], [`crate::tracee`], the
+//! fixture images).
+
+mod build;
+mod deploy;
+mod engine_docker;
+mod fixture_images;
+mod granularity;
+mod harden_docker;
+mod harness;
+mod names;
+mod probe_docker;
+mod probing;
+mod servers;
+mod tracer;
+mod verify;
+mod watch;
