@@ -231,6 +231,61 @@ async fn reports_connect_bind_listen() -> Result<()> {
     Ok(())
 }
 
+/// The syscall set: every syscall the session's processes made is counted,
+/// whether or not it has an event (socket and accept have none), and a
+/// syscall nobody in the container made is not.
+#[tokio::test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+async fn records_the_syscall_set() -> Result<()> {
+    use slimd::harden::syscall_number;
+    let image = support::tracee_image()?;
+    let tracer = Tracer::load(TracerOptions::default())?;
+    let (_, summary, _) = traced_run(&tracer, image, &["net", "7778"]).await?;
+    let names = |nrs: &std::collections::BTreeSet<u32>| -> Vec<&str> {
+        nrs.iter()
+            .filter_map(|&n| slimd::harden::syscall_name(n))
+            .collect()
+    };
+    println!(
+        "syscall set of `tracee net`: {} syscalls: {:?}",
+        summary.syscalls.len(),
+        names(&summary.syscalls)
+    );
+    for want in [
+        "execve",
+        "socket",
+        "setsockopt",
+        "bind",
+        "listen",
+        "connect",
+        "exit_group",
+    ] {
+        let nr = syscall_number(want).context("unknown syscall")?;
+        ensure!(
+            summary.syscalls.contains(&nr),
+            "{want} missing from the syscall set {:?}",
+            names(&summary.syscalls)
+        );
+    }
+    // glibc's accept() is accept or accept4, by version.
+    ensure!(
+        ["accept", "accept4"]
+            .iter()
+            .filter_map(|n| syscall_number(n))
+            .any(|nr| summary.syscalls.contains(&nr)),
+        "accept missing from the syscall set {:?}",
+        names(&summary.syscalls)
+    );
+    for never in ["reboot", "kexec_load", "init_module"] {
+        let nr = syscall_number(never).context("unknown syscall")?;
+        ensure!(
+            !summary.syscalls.contains(&nr),
+            "{never} in the syscall set"
+        );
+    }
+    Ok(())
+}
+
 /// Test 5: a million opens over a few hundred files make few records and
 /// lose none.
 #[tokio::test]
