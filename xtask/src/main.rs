@@ -9,12 +9,15 @@
 //! - `bench`: the benchmarks of `bench/` (results in bench/results/).
 //! - `install` / `uninstall`: the binaries, systemd units and group.
 //! - `lint`: rustfmt (both workspaces) and clippy.
+//! - `vm-test`: the tracer suite and one full build on other kernels, in
+//!   QEMU VMs (the kernel matrix).
 
 mod bench;
 mod demo;
 mod docker;
 mod install;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -77,6 +80,26 @@ enum Cmd {
     },
     /// rustfmt --check on both workspaces and clippy -D warnings.
     Lint,
+    /// Boot each kernel of the matrix under QEMU and run the tracer suite,
+    /// watch mode and one full `slim build` there (needs root).
+    VmTest {
+        /// A kernel of the list (debian-6.1, host) or a bzImage path;
+        /// repeatable; default: the whole list.
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+        /// KVM when it can run the kernel (else TCG, said so), or force one.
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: vm::AccelChoice,
+        /// Look for newer Debian kernel packages than the cached ones.
+        #[arg(long)]
+        refresh: bool,
+        /// Deadline of one VM run in seconds (default 900 with KVM, 3600
+        /// with TCG).
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Only tests whose name contains this.
+        filter: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -103,6 +126,19 @@ fn main() -> Result<()> {
         Cmd::Install { prefix } => install::install(&prefix),
         Cmd::Uninstall { prefix } => install::uninstall(&prefix),
         Cmd::Lint => lint(),
+        Cmd::VmTest {
+            kernels,
+            accel,
+            refresh,
+            timeout,
+            filter,
+        } => vm::run(&vm::Options {
+            kernels,
+            accel,
+            refresh,
+            filter,
+            timeout: timeout.map(std::time::Duration::from_secs),
+        }),
     }
 }
 
