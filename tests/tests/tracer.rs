@@ -53,6 +53,17 @@ async fn traced_run(
     Ok((events, summary, out))
 }
 
+/// Whether a process name is runc's while it sets the container up: `runc
+/// init` starts as `/proc/self/exe` (comm `exe`), re-executes itself from a
+/// memfd (`/dev/fd/N`, comm `N`), then names itself `runc:[N:...]`. When the
+/// container's cgroup is tagged before the first two steps is a matter of
+/// timing (a slow VM sees them; this machine usually does not).
+fn is_runc_setup(comm: &str) -> bool {
+    comm.starts_with("runc")
+        || comm == "exe"
+        || (!comm.is_empty() && comm.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn tracee_events(events: &[TraceEvent]) -> impl Iterator<Item = &TraceEvent> {
     events.iter().filter(|e| e.comm == "tracee")
 }
@@ -80,7 +91,7 @@ async fn sees_entrypoint_exec_and_loader_opens() -> Result<()> {
     // runtime's own set-up (runc).
     for e in &events[..exec_pos] {
         assert!(
-            e.comm.starts_with("runc"),
+            is_runc_setup(&e.comm),
             "event before the entrypoint exec: {e:?}"
         );
     }
@@ -231,9 +242,10 @@ async fn reports_connect_bind_listen() -> Result<()> {
     Ok(())
 }
 
-/// The syscall set: every syscall the session's processes made is counted,
-/// whether or not it has an event (socket and accept have none), and a
-/// syscall nobody in the container made is not.
+/// The syscall set: every syscall the app made is counted, whether or not
+/// it has an event (socket and accept have none), and a syscall nobody in
+/// the container made is not. (runc's own calls, the exec that starts the
+/// app included, are left out by design: see slimd-ebpf's record_syscall.)
 #[tokio::test]
 #[ignore = "needs root and Docker: cargo xtask test"]
 async fn records_the_syscall_set() -> Result<()> {
@@ -252,7 +264,6 @@ async fn records_the_syscall_set() -> Result<()> {
         names(&summary.syscalls)
     );
     for want in [
-        "execve",
         "socket",
         "setsockopt",
         "bind",

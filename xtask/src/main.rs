@@ -4,7 +4,7 @@
 //! - `build`: build the eBPF object with Debian's rustc, then slimd with the
 //!   object embedded.
 //! - `test`: build, start dockerd when no engine answers, run unit and
-//!   end-to-end tests.
+//!   end-to-end tests, then the kernel matrix (`vm-test`).
 //! - `demo`: build a demo image locally and run `slim build` on it end to end.
 //! - `bench`: the benchmarks of `bench/` (results in bench/results/).
 //! - `install` / `uninstall`: the binaries, systemd units and group.
@@ -43,7 +43,8 @@ enum Cmd {
         #[arg(long)]
         release: bool,
     },
-    /// Run unit and end-to-end tests (starts dockerd when needed).
+    /// Run unit and end-to-end tests (starts dockerd when needed), then the
+    /// kernel matrix in VMs.
     Test {
         /// Only the unit tests (no root, no Docker).
         #[arg(long)]
@@ -93,7 +94,7 @@ enum Cmd {
         /// Look for newer Debian kernel packages than the cached ones.
         #[arg(long)]
         refresh: bool,
-        /// Deadline of one VM run in seconds (default 900 with KVM, 3600
+        /// Deadline of one VM run in seconds (default 600 with KVM, 1500
         /// with TCG).
         #[arg(long)]
         timeout: Option<u64>,
@@ -222,7 +223,16 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
         .env("SLIMD_BIN_DIR", &bin_dir)
         .args(["--", "--include-ignored", "--test-threads=1"])
         .args(filter);
-    run(&mut e2e)
+    run(&mut e2e)?;
+    // The kernel matrix: the tracer suite and one full build on the other
+    // kernels, in VMs (minutes with KVM; several more under TCG, bounded).
+    vm::run(&vm::Options {
+        kernels: Vec::new(),
+        accel: vm::AccelChoice::Auto,
+        refresh: false,
+        filter: filter.iter().find(|f| !f.starts_with('-')).cloned(),
+        timeout: None,
+    })
 }
 
 fn lint() -> Result<()> {

@@ -89,6 +89,17 @@ impl Features {
         let tracefs = tracefs::ensure_mounted();
         list.push(match &tracefs {
             Ok(p) => feature("tracefs", "4.1", true, Presence::Present, p.display()),
+            // Not allowed to mount it: the loader names the privileges.
+            Err(super::TracerError::Tracefs(e))
+                if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) =>
+            {
+                unknown(
+                    "tracefs",
+                    "4.1",
+                    true,
+                    format!("not allowed to mount it: {e}"),
+                )
+            }
             Err(e) => feature("tracefs", "4.1", true, Presence::Missing, e),
         });
         list.push(match &tracefs {
