@@ -84,8 +84,8 @@ enum Cmd {
     /// Boot each kernel of the matrix under QEMU and run the tracer suite,
     /// watch mode and one full `slim build` there (needs root).
     VmTest {
-        /// A kernel of the list (debian-6.1, host) or a bzImage path;
-        /// repeatable; default: the whole list.
+        /// A kernel of the list (debian-6.1, host, debian-5.10) or a bzImage
+        /// path; repeatable; default: the default matrix (debian-6.1, host).
         #[arg(long = "kernel")]
         kernels: Vec<String>,
         /// KVM when it can run the kernel (else TCG, said so), or force one.

@@ -9,6 +9,7 @@
 export PATH=/bin
 mount -t devtmpfs devtmpfs /dev
 exec >/dev/console 2>&1 </dev/console
+echo "slimd-vm initramfs: started"
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 

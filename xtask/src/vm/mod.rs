@@ -72,7 +72,7 @@ pub enum AccelChoice {
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Entry names of [`kernels::KERNELS`] or paths of bzImages; empty: the
-    /// whole list.
+    /// default matrix.
     pub kernels: Vec<String>,
     pub accel: AccelChoice,
     /// Look for newer packages of the Debian kernels than the cached ones.
@@ -120,7 +120,11 @@ pub fn run(opts: &Options) -> Result<()> {
     }
 
     let specs: Vec<Selected> = if opts.kernels.is_empty() {
-        kernels::KERNELS.iter().map(Selected::Entry).collect()
+        kernels::KERNELS
+            .iter()
+            .filter(|k| k.default)
+            .map(Selected::Entry)
+            .collect()
     } else {
         opts.kernels
             .iter()

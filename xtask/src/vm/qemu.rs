@@ -147,9 +147,9 @@ fn virtfs(path: &Path, tag: &str, readonly: bool) -> String {
     )
 }
 
-/// How long a kernel under KVM may take to print its banner before KVM is
-/// taken as unable to run it.
-const KVM_BANNER: Duration = Duration::from_secs(30);
+/// How long a kernel under KVM may take to reach the guest init (a few
+/// seconds where KVM works) before KVM is taken as unable to run it.
+const KVM_BANNER: Duration = Duration::from_secs(60);
 
 /// Result of trying KVM.
 pub enum KvmTry {
@@ -158,14 +158,16 @@ pub enum KvmTry {
     Refused(String),
 }
 
-/// Boots under KVM; gives up (killing QEMU) when QEMU exits or the kernel
-/// prints nothing within [`KVM_BANNER`], so that the caller can fall back.
+/// Boots under KVM; gives up (killing QEMU) when QEMU exits or the guest
+/// reaches neither its initramfs nor its init within [`KVM_BANNER`] (the
+/// kernel's own messages below warnings are not printed), so that the
+/// caller can fall back.
 pub fn run_kvm(l: &Launch) -> Result<KvmTry> {
     let console = l.run_dir.join("console.log");
     let mut child = spawn(l, Accel::Kvm, &console)?;
     let start = Instant::now();
     loop {
-        if fs::read_to_string(&console).is_ok_and(|t| t.contains("Linux version")) {
+        if fs::read_to_string(&console).is_ok_and(|t| t.contains("slimd-vm")) {
             break;
         }
         if let Some(st) = child.try_wait()? {
@@ -179,7 +181,7 @@ pub fn run_kvm(l: &Launch) -> Result<KvmTry> {
             let _ = child.kill();
             let _ = child.wait();
             return Ok(KvmTry::Refused(format!(
-                "the kernel printed nothing within {} s",
+                "the guest did not reach its init within {} s",
                 KVM_BANNER.as_secs()
             )));
         }
