@@ -108,9 +108,11 @@ impl Features {
         });
         list.push(ring_buffer());
         list.push(raw_tracepoints());
+        // The helper dates from 5.7, but tracing programs may call it only
+        // since 5.14 (commit 95b861a7935b): Debian 11's 5.10 refuses it.
         list.push(helper(
             "bpf_get_current_ancestor_cgroup_id",
-            "5.6",
+            "5.14",
             BpfHelper::BPF_FUNC_get_current_ancestor_cgroup_id,
         ));
         list.push(helper(
