@@ -216,6 +216,9 @@ pub struct StatusInfo {
     pub cgroup_v2_mount: Option<String>,
     /// Why tracing is unavailable, when it is.
     pub tracer_error: Option<String>,
+    /// The kernel features slimd uses, as probed at start-up.
+    #[serde(default)]
+    pub features: Vec<crate::tracer::features::Feature>,
     pub tracepoints: Vec<String>,
     pub engine: Option<crate::engine::EngineVersion>,
     pub engine_error: Option<String>,

@@ -4,17 +4,20 @@
 //! - `build`: build the eBPF object with Debian's rustc, then slimd with the
 //!   object embedded.
 //! - `test`: build, start dockerd when no engine answers, run unit and
-//!   end-to-end tests.
+//!   end-to-end tests, then the kernel matrix (`vm-test`).
 //! - `demo`: build a demo image locally and run `slim build` on it end to end.
 //! - `bench`: the benchmarks of `bench/` (results in bench/results/).
 //! - `install` / `uninstall`: the binaries, systemd units and group.
 //! - `lint`: rustfmt (both workspaces) and clippy.
+//! - `vm-test`: the tracer suite and one full build on other kernels, in
+//!   QEMU VMs (the kernel matrix).
 
 mod bench;
 mod demo;
 mod docker;
 mod install;
 mod setup;
+mod vm;
 
 use std::{
     path::{Path, PathBuf},
@@ -40,7 +43,8 @@ enum Cmd {
         #[arg(long)]
         release: bool,
     },
-    /// Run unit and end-to-end tests (starts dockerd when needed).
+    /// Run unit and end-to-end tests (starts dockerd when needed), then the
+    /// kernel matrix in VMs.
     Test {
         /// Only the unit tests (no root, no Docker).
         #[arg(long)]
@@ -77,6 +81,26 @@ enum Cmd {
     },
     /// rustfmt --check on both workspaces and clippy -D warnings.
     Lint,
+    /// Boot each kernel of the matrix under QEMU and run the tracer suite,
+    /// watch mode and one full `slim build` there (needs root).
+    VmTest {
+        /// A kernel of the list (debian-6.1, host, debian-5.10) or a bzImage
+        /// path; repeatable; default: the default matrix (debian-6.1, host).
+        #[arg(long = "kernel")]
+        kernels: Vec<String>,
+        /// KVM when it can run the kernel (else TCG, said so), or force one.
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: vm::AccelChoice,
+        /// Look for newer Debian kernel packages than the cached ones.
+        #[arg(long)]
+        refresh: bool,
+        /// Deadline of one VM run in seconds (default 600 with KVM, 1500
+        /// with TCG).
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Only tests whose name contains this.
+        filter: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -103,6 +127,19 @@ fn main() -> Result<()> {
         Cmd::Install { prefix } => install::install(&prefix),
         Cmd::Uninstall { prefix } => install::uninstall(&prefix),
         Cmd::Lint => lint(),
+        Cmd::VmTest {
+            kernels,
+            accel,
+            refresh,
+            timeout,
+            filter,
+        } => vm::run(&vm::Options {
+            kernels,
+            accel,
+            refresh,
+            filter,
+            timeout: timeout.map(std::time::Duration::from_secs),
+        }),
     }
 }
 
@@ -194,7 +231,16 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
     };
     let suites = e2e(&["-p", "slimd-tests", "--lib"]);
     let image_lib = e2e(&["-p", "slimd", "--test", "*"]);
-    suites.and(image_lib)
+    suites.and(image_lib)?;
+    // The kernel matrix: the tracer suite and one full build on the other
+    // kernels, in VMs (minutes with KVM; several more under TCG, bounded).
+    vm::run(&vm::Options {
+        kernels: Vec::new(),
+        accel: vm::AccelChoice::Auto,
+        refresh: false,
+        filter: filter.iter().find(|f| !f.starts_with('-')).cloned(),
+        timeout: None,
+    })
 }
 
 fn lint() -> Result<()> {

@@ -26,6 +26,12 @@ const PACKAGES: &[&str] = &[
     "zlib1g-dev",
     // systemd-analyze verify for the unit files test.
     "systemd",
+    // `cargo xtask vm-test`: QEMU, and what builds the guests' initramfs and
+    // disks (cpio, modinfo/depmod, mkfs.ext4 -d).
+    "qemu-system-x86",
+    "cpio",
+    "kmod",
+    "e2fsprogs",
     // Language packages of the granularity test images, installed on the
     // host (containers reach Debian's mirror, not PyPI or npm).
     "python3-pip",

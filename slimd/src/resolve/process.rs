@@ -102,6 +102,10 @@ struct Proc {
     bound: HashMap<i32, SockAddr>,
     /// Pending execve request (path, argv) until the exec or its failure.
     exec_request: Option<(String, Vec<String>)>,
+    /// The container runtime setting the container up: it re-executed
+    /// itself from a file descriptor (runc's memfd copy of its binary)
+    /// and has not run the app yet.
+    runtime: bool,
 }
 
 /// Maps a directory path to its symlink-free form in the image.
@@ -115,6 +119,8 @@ pub struct ProcessModel {
     /// Canonicalises a directory path (follows symlinks in the image) so that
     /// `..` after a `chdir` through a symlink goes where the kernel went.
     canon: Option<Canonicalizer>,
+    /// The app's first exec has been seen (the runtime's set-up is over).
+    app_started: bool,
 }
 
 const O_WRONLY: u64 = libc::O_WRONLY as u64;
@@ -127,6 +133,19 @@ const AT_SYMLINK_NOFOLLOW: u64 = libc::AT_SYMLINK_NOFOLLOW as u64;
 /// True for processes of the container runtime (runc and its init stages).
 fn is_runtime(comm: &str) -> bool {
     comm.starts_with("runc")
+}
+
+/// An exec of a file descriptor or of the running binary itself: how runc
+/// re-executes its own copy (`/proc/self/exe`, then a memfd as `/dev/fd/N`)
+/// before it names itself `runc:[...]` and runs the app. Before the app's
+/// first exec only the runtime does this (when the tag lands early enough
+/// to see it); an app may do it too later, and then it is the app's.
+fn is_self_reexec(path: &str) -> bool {
+    path == "/proc/self/exe"
+        || ["/dev/fd/", "/proc/self/fd/"].iter().any(|p| {
+            path.strip_prefix(p)
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
 }
 
 impl ProcessModel {
@@ -243,7 +262,7 @@ impl ProcessModel {
     /// Feeds one event (in ring-buffer order).
     pub fn feed(&mut self, e: &TraceEvent) {
         let tgid = e.tgid;
-        let runtime = is_runtime(&e.comm);
+        let runtime = is_runtime(&e.comm) || self.procs.get(&tgid).is_some_and(|p| p.runtime);
         self.proc_mut(tgid);
         match &e.data {
             EventData::Fork { child_pid } => {
@@ -361,6 +380,16 @@ impl ProcessModel {
                 let Some(abs) = self.absolute(tgid, filename, None) else {
                     return;
                 };
+                // Before the app runs, the runtime's copy of itself: not the
+                // app's exec; the process stays the runtime's until it execs
+                // the app.
+                let reexec = !self.app_started
+                    && (is_self_reexec(&filename.decoded()) || is_self_reexec(&abs));
+                self.proc_mut(tgid).runtime = reexec;
+                if reexec {
+                    return;
+                }
+                self.app_started = true;
                 let ppid = self.procs.get(&tgid).map(|p| p.ppid).unwrap_or(0);
                 let argv = request.map(|(_, a)| a).unwrap_or_default();
                 self.proc_mut(tgid).exe = abs.clone();
@@ -632,6 +661,44 @@ mod tests {
         );
         assert_eq!(o.execs.len(), 1);
         assert_eq!(o.execs[0].argv, ["./run.sh"]);
+    }
+
+    #[test]
+    fn runc_re_executing_itself_before_the_app_is_the_runtime() {
+        let exec = |tgid, comm: &str, path: &str| {
+            ev(
+                tgid,
+                comm,
+                0,
+                EventData::Exec {
+                    filename: raw(path),
+                    old_pid: tgid,
+                },
+            )
+        };
+        let mut m = ProcessModel::new();
+        // runc init as /proc/self/exe (comm `exe`), then its memfd copy.
+        m.feed(&open(5, "/proc/self/fd", None, 3));
+        m.feed(&exec(5, "exe", "/dev/fd/7"));
+        m.feed(&ev(5, "7", 0, EventData::Fchdir { fd: 3 }));
+        m.feed(&open(5, "/etc/runc-only", None, 4));
+        m.feed(&exec(5, "7", "/app/server"));
+        m.feed(&open(5, "/app/data", None, 5));
+        // Later, the app itself re-executes through /proc/self/exe: the app's.
+        m.feed(&exec(5, "server", "/proc/self/exe"));
+        m.feed(&open(5, "/app/child-data", None, 6));
+        let o = m.finish();
+        let execs: Vec<&str> = o.execs.iter().map(|x| x.path.as_str()).collect();
+        // /proc/self/exe names the running binary: the app again.
+        assert_eq!(execs, ["/app/server", "/app/server"]);
+        let opened: Vec<&str> = o
+            .accesses
+            .iter()
+            .filter(|a| a.kind == AccessKind::Open)
+            .map(|a| a.path.as_str())
+            .collect();
+        assert!(!opened.contains(&"/etc/runc-only"), "{opened:?}");
+        assert!(opened.contains(&"/app/data") && opened.contains(&"/app/child-data"));
     }
 
     #[test]

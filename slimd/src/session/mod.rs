@@ -36,7 +36,10 @@ use tracing::Instrument;
 use crate::{
     engine::Engine,
     model::{ApiError, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo},
-    tracer::{Tracer, TracerOptions},
+    tracer::{
+        Tracer, TracerOptions,
+        features::{Features, ProbeOptions},
+    },
 };
 
 /// Labels on everything a session creates.
@@ -199,6 +202,8 @@ impl SessionHandle {
 /// and last stops the tracer's ring-buffer reader and joins it.
 pub struct Daemon {
     pub config: DaemonConfig,
+    /// The kernel features probed at start-up.
+    features: Features,
     tracer: Result<Tracer, String>,
     engine: tokio::sync::Mutex<Option<Engine>>,
     sessions: Mutex<HashMap<String, Arc<SessionHandle>>>,
@@ -212,11 +217,27 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Loads the tracer, connects to the engine, prepares the state
-    /// directory and removes leftovers of earlier runs. A tracer or engine
-    /// that fails is remembered and reported, not fatal: `status` and
-    /// `xray` still work, and builds say what is missing.
+    /// Probes the kernel's features, loads the tracer, connects to the
+    /// engine, prepares the state directory and removes leftovers of
+    /// earlier runs. A kernel that lacks a feature slimd needs is fatal,
+    /// named with the Linux version that brings it. A tracer or engine
+    /// that fails otherwise is remembered and reported, not fatal: `status`
+    /// and `xray` still work, and builds say what is missing.
     pub async fn start(config: DaemonConfig) -> anyhow::Result<Arc<Self>> {
+        let features = Features::probe(&ProbeOptions {
+            cgroup_root: config.cgroup_root.clone(),
+            watch: config.watch_label.is_some(),
+        });
+        for f in &features.list {
+            tracing::info!(
+                feature = %f.name,
+                since = %f.since,
+                presence = ?f.presence,
+                detail = %f.detail,
+                "kernel feature"
+            );
+        }
+        features.check()?;
         for d in ["sessions", "scratch"] {
             let p = config.state_dir.join(d);
             std::fs::create_dir_all(&p)
@@ -240,6 +261,7 @@ impl Daemon {
         };
         let daemon = Arc::new(Self {
             config,
+            features,
             tracer,
             engine: tokio::sync::Mutex::new(engine),
             sessions: Mutex::new(HashMap::new()),
@@ -482,6 +504,7 @@ impl Daemon {
             cgroup_mode: mode,
             cgroup_v2_mount: mount,
             tracer_error: self.tracer.as_ref().err().cloned(),
+            features: self.features.list.clone(),
             tracepoints,
             engine,
             engine_error,

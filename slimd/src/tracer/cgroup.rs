@@ -193,7 +193,7 @@ pub fn cgroup_id(path: &Path) -> Result<u64, TracerError> {
 }
 
 /// Session and root names become directory names: keep them plain.
-fn check_name(name: &str) -> Result<(), TracerError> {
+pub(crate) fn check_name(name: &str) -> Result<(), TracerError> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name

@@ -8,6 +8,7 @@
 
 pub mod cgroup;
 pub mod event;
+pub mod features;
 mod loader;
 pub mod syscalls;
 pub mod tracefs;

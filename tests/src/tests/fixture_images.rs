@@ -57,11 +57,7 @@ fn images_are_cached_by_inputs() -> anyhow::Result<()> {
         extra_inputs: vec![],
     };
     // Fresh inputs each run, so the first call must build.
-    let nonce = format!(
-        "{:?} {}",
-        std::time::SystemTime::now(),
-        std::process::id()
-    );
+    let nonce = format!("{:?} {}", std::time::SystemTime::now(), std::process::id());
     let result = (|| {
         let first = recipe(format!("first {nonce}"));
         assert_eq!(build_unless_cached(tag, &first)?, Cache::Built);

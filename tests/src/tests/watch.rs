@@ -64,6 +64,9 @@ fn labelled_containers_are_profiled_from_their_first_exec() -> Result<()> {
     );
     let out = d.slim(&["--json", "report", id])?;
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    // The app's first exec comes first: runc re-executing itself from a
+    // memfd (seen when the kernel tagged the cgroup before it) is the
+    // runtime's, and the process model leaves it out.
     let first = &report["execs"][0];
     ensure!(
         first["path"] == "/bin/sh"

@@ -7,12 +7,21 @@ use std::{io::Write, os::fd::AsFd, process::ExitCode, process::Stdio};
 use anyhow::Context;
 
 use super::{ServeArgs, TraceArgs};
-use crate::tracer::Tracer;
+use crate::tracer::{
+    Tracer,
+    features::{Features, ProbeOptions},
+};
 
 /// `slimd trace -- <docker run args>`: events as JSON lines on stdout; the
 /// container's own output goes to stderr so stdout stays parseable.
 pub async fn trace(serve: ServeArgs, args: TraceArgs) -> anyhow::Result<ExitCode> {
-    let tracer = Tracer::load(serve.tracer_options()?)?;
+    let options = serve.tracer_options()?;
+    Features::probe(&ProbeOptions {
+        cgroup_root: serve.cgroup_root.clone(),
+        watch: !options.watch_prefixes.is_empty(),
+    })
+    .check()?;
+    let tracer = Tracer::load(options)?;
     let name = format!("trace-{}", crate::session::new_session_id());
     let mut session = tracer.start_session(&serve.cgroup_root, &name)?;
     let mut events = session.take_events().expect("fresh session");

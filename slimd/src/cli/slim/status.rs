@@ -26,6 +26,18 @@ pub(super) async fn status(client: &Client, json: bool) -> Result<ExitCode, Fail
         None => println!("tracer     loaded, {} tracepoints", s.tracepoints.len()),
         Some(e) => println!("tracer     UNAVAILABLE: {e}"),
     }
+    for f in &s.features {
+        use crate::tracer::features::Presence;
+        let (mark, detail) = match f.presence {
+            Presence::Present => ("yes", String::new()),
+            Presence::Missing => ("MISSING", format!(": {}", f.detail)),
+            Presence::Unknown => ("unknown", format!(": {}", f.detail)),
+        };
+        println!(
+            "feature    {:<36} {mark:<7} (Linux >= {}){detail}",
+            f.name, f.since
+        );
+    }
     match (&s.engine, &s.engine_error) {
         (Some(e), _) => println!(
             "engine     Docker {} (API {}), cgroup driver {}, cgroup v{}",
