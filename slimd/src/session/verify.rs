@@ -42,6 +42,16 @@ pub(super) const SETTLE_QUIET: Duration = Duration::from_millis(300);
 /// ...or this long after its probes, whichever comes first.
 pub(super) const SETTLE_MAX: Duration = Duration::from_secs(3);
 
+/// Takes a comparison's findings into the result (mismatches are kept typed
+/// until the end).
+fn absorb(result: &mut VerifyResult, mismatches: &mut Vec<Mismatch>, c: probe::Comparison) {
+    mismatches.extend(c.mismatches);
+    result
+        .problems
+        .extend(c.problems.iter().map(ToString::to_string));
+    result.compared.extend(c.agreed);
+}
+
 /// Waits until the app listens on every port of `want`, the event stream
 /// ends, or `deadline`.
 async fn wait_for_ports(feed: &mut probe::ListenFeed, want: &BTreeSet<u16>, deadline: Instant) {
@@ -118,23 +128,21 @@ pub(super) async fn verify_slim(
         let replay = original.plan.replay_of(orig, endpoints);
         let deadline = Instant::now() + Duration::from_secs(ctx.req.probes.probe_timeout_secs);
         let slim_report = probe::run_probes(&ctx.engine, &container, &replay, deadline).await;
-        let c = probe::compare(orig, &slim_report);
-        mismatches.extend(c.mismatches);
-        result
-            .problems
-            .extend(c.problems.iter().map(ToString::to_string));
-        result.compared.extend(c.agreed);
+        absorb(
+            &mut result,
+            &mut mismatches,
+            probe::compare(orig, &slim_report),
+        );
         result.probe = Some(slim_report);
     }
     if let Some(orig_run) = &original.run {
         let deadline = Instant::now() + Duration::from_secs(ctx.req.probes.run_timeout_secs);
         let run = probe::record_oneshot_run(&ctx.engine, &container, deadline).await?;
-        let c = probe::compare_runs(orig_run, &run);
-        mismatches.extend(c.mismatches);
-        result
-            .problems
-            .extend(c.problems.iter().map(ToString::to_string));
-        result.compared.extend(c.agreed);
+        absorb(
+            &mut result,
+            &mut mismatches,
+            probe::compare_runs(orig_run, &run),
+        );
         result.run = Some(run);
     }
     // What the last requests set off (a lazy import, an exit right after
