@@ -38,7 +38,11 @@ pub enum Command {
     /// List sessions.
     Sessions,
     /// Show a session's report.
-    Report { id: String },
+    Report {
+        id: String,
+        #[command(flatten)]
+        html: HtmlArgs,
+    },
     /// Follow a running session's progress (e.g. after --detach).
     Attach { id: String },
     /// Cancel a running session.
@@ -176,6 +180,20 @@ pub struct XrayArgs {
     /// A `docker save` archive or OCI layout (read locally, no daemon needed).
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub html: HtmlArgs,
+}
+
+/// `--html [-o FILE]` of `report` and `xray`.
+#[derive(Args, Debug, Clone)]
+pub struct HtmlArgs {
+    /// Write the report as one self-contained HTML page (no network needed
+    /// to view it) instead of text.
+    #[arg(long)]
+    pub html: bool,
+    /// Where the page goes (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "html")]
+    pub output: Option<PathBuf>,
 }
 
 fn parse_granularity(s: &str) -> Result<Granularity, String> {
