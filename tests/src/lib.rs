@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
+pub mod browser;
 pub mod daemon;
+mod hostile_image;
 mod lang_images;
 mod names_image;
 mod probing_app;
@@ -37,6 +39,9 @@ mod server_images;
 mod tests;
 pub mod tracee;
 mod verify_images;
+pub use hostile_image::{
+    HOSTILE_DIR, HOSTILE_FILE, HOSTILE_INDEX, HOSTILE_TAG, ensure_hostile_image, hostile_path,
+};
 pub use lang_images::LangImage;
 pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
 pub use probing_app::ProbingApp;
