@@ -75,6 +75,17 @@ pub fn dump_dom(page: &Path) -> Result<(String, Duration)> {
     Ok((dom, took))
 }
 
+/// The same, with `fragment` (`#...`) after the page's URL.
+pub fn dump_dom_at(page: &Path, fragment: &str) -> Result<(String, Duration)> {
+    let (dom, took) = chromium(&["--dump-dom", &format!("{}{fragment}", url(page)?)])?;
+    ensure!(
+        dom.contains("<html"),
+        "chromium dumped no document for {}",
+        page.display()
+    );
+    Ok((dom, took))
+}
+
 /// A PNG of the page at `width` x `height` CSS pixels.
 pub fn screenshot(page: &Path, png: &Path, width: u32, height: u32) -> Result<()> {
     let _ = std::fs::remove_file(png);

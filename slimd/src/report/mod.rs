@@ -45,9 +45,10 @@ pub struct Sizes {
     pub removed_bytes: u64,
     /// `100 * (1 - slim/original)`.
     pub reduction_percent: f64,
-    /// Bytes of the original's regular files (the size tree's total).
+    /// Bytes of the original's regular files, hardlinks counted once (the
+    /// size tree's total; xray's visible bytes).
     pub original_file_bytes: u64,
-    /// Bytes of the regular files the slim image keeps.
+    /// Of those, the bytes the slim image keeps.
     pub slim_file_bytes: u64,
 }
 

@@ -77,8 +77,8 @@ pub struct FileFate<'a> {
     pub package: Option<&'a str>,
 }
 
-/// Most nodes a tree keeps (a few hundred kB of JSON at most).
-pub const NODE_BUDGET: usize = 2000;
+/// Most nodes a tree keeps (about 150 kB of JSON, 600 kB of page at most).
+pub const NODE_BUDGET: usize = 1200;
 /// Most entries one directory lists before the rest fold.
 const LIST_PER_DIR: usize = 60;
 

@@ -186,7 +186,7 @@ fn fill_keep_report(report: &mut Report, image: &Image, keep: &KeepSet) {
     report.state_roots = keep.state_roots.clone();
     report.content_roots = keep.content_roots.clone();
     report.set_coverage(keep.coverage.clone());
-    report.tree = Some(size_tree(image, keep));
+    let tree = size_tree(image, keep);
     report.sizes = Some(Sizes {
         original_bytes: orig_bytes,
         original_files: orig_files,
@@ -199,9 +199,10 @@ fn fill_keep_report(report: &mut Report, image: &Image, keep: &KeepSet) {
         } else {
             0.0
         },
-        original_file_bytes: orig_bytes,
-        slim_file_bytes: kept_bytes,
+        original_file_bytes: tree.root.bytes(),
+        slim_file_bytes: tree.root.used + tree.root.rule,
     });
+    report.tree = Some(tree);
 }
 
 /// The original's regular files by directory and OS package, each marked
@@ -210,7 +211,10 @@ fn size_tree(image: &Image, keep: &KeepSet) -> SizeTree {
     let fs = &image.fs;
     let packages = PackageDb::read(fs).unwrap_or_default();
     let entries = keep.entries();
+    // Hardlinks share their bytes: counted once, like xray's visible bytes.
+    let mut groups = std::collections::HashSet::new();
     let files = fs.iter().filter(|(_, e)| e.is_file()).map(|(path, e)| {
+        let first = e.link_group.is_none_or(|g| groups.insert(g));
         let fate = match entries.get(path) {
             None => Fate::Dropped,
             Some(reasons) if reasons.iter().any(KeepReason::is_traced) => Fate::Used,
@@ -218,7 +222,7 @@ fn size_tree(image: &Image, keep: &KeepSet) -> SizeTree {
         };
         FileFate {
             path,
-            size: e.size(),
+            size: if first { e.size() } else { 0 },
             fate,
             package: packages.owner_of(path).map(|p| p.name.as_str()),
         }

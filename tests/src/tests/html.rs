@@ -16,7 +16,7 @@ use anyhow::{Context, Result, ensure};
 use scraper::{ElementRef, Html, Selector};
 use serde_json::Value;
 
-use crate::browser::{dump_dom, screenshot};
+use crate::browser::{dump_dom, dump_dom_at, screenshot};
 use crate::daemon::{Daemon, tail};
 use crate::{HOSTILE_DIR, TestImage, ensure_hostile_image, hostile_path};
 
@@ -251,10 +251,18 @@ fn largest_build_report_renders() -> Result<()> {
     let (dom, browser) = dump_dom(&page)?;
     let doc = Html::parse_document(&dom);
     only_the_page_ran(&doc, &dom, &format!("slim report {id}"))?;
-    icicle_total(
-        &doc,
-        report["sizes"]["original_file_bytes"].as_u64().unwrap_or(0),
-    )?;
+    // This image has hardlinks: the chart counts their bytes once, as
+    // xray does.
+    let file_bytes = report["sizes"]["original_file_bytes"]
+        .as_u64()
+        .context("no original_file_bytes")?;
+    icicle_total(&doc, file_bytes)?;
+    let xray: Value = serde_json::from_str(&slim_ok(&d, &["--json", "xray", tag])?)?;
+    ensure!(
+        xray["visible_bytes"].as_u64() == Some(file_bytes),
+        "xray counts {} visible bytes, the report {file_bytes}",
+        xray["visible_bytes"]
+    );
     // dpkg packages of the Debian rootfs, with python3 among them.
     let packages: Vec<String> = doc
         .select(&sel("#packages tbody td:first-child"))
@@ -266,6 +274,24 @@ fn largest_build_report_renders() -> Result<()> {
             .any(|p| p.starts_with("libpython3") || p.starts_with("python3")),
         "no python package in the bytes-by-package table: {packages:?}"
     );
+    // The script zooms: a link to /usr/lib opens with that box full width.
+    let (dom, _) = dump_dom_at(&page, "#dir=%2Fusr%2Flib")?;
+    let doc = Html::parse_document(&dom);
+    ensure!(
+        text(one(&doc, "#icicle-focus")?) == "/usr/lib",
+        "the icicle did not zoom into /usr/lib"
+    );
+    let lib = doc
+        .select(&sel("#icicle g.node"))
+        .find(|g| g.value().attr("data-path") == Some("/usr/lib"))
+        .context("no /usr/lib box")?;
+    let frame = lib.select(&sel("rect.frame")).next().context("no frame")?;
+    ensure!(
+        frame.value().attr("width") == Some("1000"),
+        "/usr/lib is {:?} wide after the zoom",
+        frame.value().attr("width")
+    );
+
     let png = dir.join("build.png");
     screenshot(&page, &png, 1280, 1700)?;
     keep_for_docs(&png, "report-build.png")?;

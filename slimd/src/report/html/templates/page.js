@@ -21,8 +21,9 @@
         if (!visible) return;
         var scale = nw / (w || 1);
         Array.prototype.forEach.call(g.querySelectorAll("rect.seg"), function (r) {
-          r.setAttribute("x", nx + (+r.dataset.x - x) * scale);
-          r.setAttribute("width", Math.max(0, +r.dataset.w * scale));
+          if (r.x0 === undefined) { r.x0 = +r.getAttribute("x"); r.w0 = +r.getAttribute("width"); }
+          r.setAttribute("x", nx + (r.x0 - x) * scale);
+          r.setAttribute("width", Math.max(0, r.w0 * scale));
         });
         var f = g.querySelector("rect.frame");
         f.setAttribute("x", nx); f.setAttribute("width", nw);
@@ -31,13 +32,25 @@
       });
       if (crumb) crumb.textContent = path;
     }
+    function focus(g) {
+      zoom(+g.dataset.x, +g.dataset.w || 1, +g.dataset.depth, g.dataset.path);
+    }
     nodes.forEach(function (g) {
       g.addEventListener("click", function () {
-        zoom(+g.dataset.x, +g.dataset.w || 1, +g.dataset.depth, g.dataset.path);
+        focus(g);
+        history.replaceState(null, "", "#dir=" + encodeURIComponent(g.dataset.path));
       });
     });
     var reset = document.getElementById("icicle-reset");
-    if (reset) reset.addEventListener("click", function () { zoom(0, W, 0, "/"); });
+    if (reset) reset.addEventListener("click", function () {
+      zoom(0, W, 0, "/");
+      history.replaceState(null, "", "#");
+    });
+    // A link to a directory: page.html#dir=/usr/lib opens zoomed into it.
+    if (location.hash.indexOf("#dir=") === 0) {
+      var want = decodeURIComponent(location.hash.slice(5));
+      nodes.forEach(function (g) { if (g.dataset.path === want) focus(g); });
+    }
   }
   Array.prototype.forEach.call(document.querySelectorAll("input[data-filter]"), function (input) {
     var rows = document.querySelectorAll("#" + input.dataset.filter + " tbody tr");
