@@ -441,4 +441,28 @@ mod tests {
         };
         assert!(a.request(SessionKind::Build).is_err());
     }
+
+    #[test]
+    fn html_flags_of_report_and_xray() {
+        let Command::Report { id, html } =
+            Cli::try_parse_from(["slim", "report", "s1", "--html", "-o", "r.html"])
+                .unwrap()
+                .command
+        else {
+            panic!()
+        };
+        assert_eq!(id, "s1");
+        assert!(html.html);
+        assert_eq!(html.output.as_deref(), Some(Path::new("r.html")));
+        let Command::Xray(a) = Cli::try_parse_from(["slim", "xray", "--file", "x.tar", "--html"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert!(a.html.html && a.html.output.is_none());
+        // -o means nothing without --html.
+        let e = Cli::try_parse_from(["slim", "report", "s1", "-o", "r.html"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+    }
 }

@@ -72,3 +72,38 @@ fn io_failure(path: &Path, e: std::io::Error) -> Failure {
         message: format!("cannot write {}: {e}", path.display()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn html_and_json_are_refused_together() {
+        let html = HtmlArgs {
+            html: true,
+            output: None,
+        };
+        let e = check(&html, true).err().unwrap();
+        assert_eq!(e.kind.exit_code(), 2);
+        assert!(check(&html, false).is_ok());
+    }
+
+    #[test]
+    fn pages_land_whole_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("r.html");
+        std::fs::write(&out, "old").unwrap();
+        assert!(write_page("<p>page</p>", Some(&out)).is_ok());
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "<p>page</p>");
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        // Nothing else left beside it.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let e = write_page("x", Some(&dir.path().join("no/such/dir/r.html")))
+            .err()
+            .unwrap();
+        assert!(e.message.contains("cannot write"), "{}", e.message);
+    }
+}
