@@ -343,6 +343,21 @@ fn xray_report_pages() -> Result<()> {
         "layer rows add up to {layers}, the image has {}",
         xray["total_size"]
     );
+    let shown: u64 = doc
+        .select(&sel("#layer-table tbody tr"))
+        .map(|tr| attr_u64(tr, "data-visible"))
+        .sum::<Result<u64>>()?;
+    ensure!(
+        Some(shown) == xray["visible_bytes"].as_u64(),
+        "what the layers added and the image still shows adds up to {shown}, not {}",
+        xray["visible_bytes"]
+    );
+    ensure!(
+        doc.select(&sel("#layer-table ul.added li"))
+            .next()
+            .is_some(),
+        "no layer lists the files it added"
+    );
     let packages = doc.select(&sel("#package-table tbody tr")).count();
     ensure!(
         packages == xray["packages"].as_array().map_or(0, Vec::len) && packages > 10,

@@ -191,7 +191,8 @@ fn xray_pages_escape_names_too() {
         "architecture": "amd64", "created": null,
         "layers": [
             {"index": 0, "diff_id": "a", "digest": "a", "size": 3000, "blob_size": 3000, "entries": 4,
-             "created_by": "COPY <script>document.title='layer'</script> /"},
+             "created_by": "COPY <script>document.title='layer'</script> /",
+             "visible_bytes": 2500, "largest_added": [{"size": 100, "path": "/<b>added</b>"}]},
             {"index": 1, "diff_id": "b", "digest": "b", "size": 1000, "blob_size": 1000, "entries": 1, "created_by": null}
         ],
         "total_size": 4000, "total_blob_size": 4000, "visible_bytes": 3500, "files": 4, "directories": 1,
@@ -220,9 +221,14 @@ fn xray_pages_escape_names_too() {
     assert!(text.contains("<i>p</i>"));
     assert!(text.contains("</script><script>alert(1)</script>"));
     let wasted: Vec<String> = doc
-        .select(&sel("#layer-table tbody tr td:nth-child(5)"))
+        .select(&sel("#layer-table tbody tr td:nth-child(6)"))
         .map(|t| t.text().collect())
         .collect();
     assert_eq!(wasted, ["500 B", "0 B"]);
     assert!(text.contains("cap_net_raw=ep") && text.contains("/bin/su"));
+    let added: Vec<String> = doc
+        .select(&sel("#layer-table ul.added li .path"))
+        .map(|t| t.text().collect())
+        .collect();
+    assert_eq!(added, ["/<b>added</b>"]);
 }
