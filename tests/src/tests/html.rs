@@ -326,6 +326,22 @@ fn xray_report_pages() -> Result<()> {
         "the largest files do not show the hostile name as text: {files:?}"
     );
 
+    // The same page from a `docker save` archive read by the CLI itself.
+    let archive = dir.join("hostile.tar");
+    let a = archive.to_string_lossy().into_owned();
+    crate::docker_timeout(["save", "-o", &a, hostile], Duration::from_secs(120))?;
+    let page = dir.join("hostile-file.html");
+    write_page(&d, &["xray", "--file", &a], &page)?;
+    let (dom, _) = dump_dom(&page)?;
+    let doc = Html::parse_document(&dom);
+    only_the_page_ran(&doc, &dom, &format!("slim xray {hostile}"))?;
+    let files: Vec<String> = doc.select(&sel("#largest td.path")).map(text).collect();
+    ensure!(
+        files.contains(&hostile_path()),
+        "xray --file: the largest files do not show the hostile name as text: {files:?}"
+    );
+    std::fs::remove_file(&archive)?;
+
     let page = dir.join("python.html");
     let (size, took) = write_page(&d, &["xray", python], &page)?;
     let xray: Value = serde_json::from_str(&slim_ok(&d, &["--json", "xray", python])?)?;
