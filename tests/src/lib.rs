@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
+pub mod browser;
 pub mod daemon;
+mod hostile_image;
 mod lang_images;
 mod names_image;
 mod probing_app;
@@ -37,6 +39,9 @@ mod server_images;
 mod tests;
 pub mod tracee;
 mod verify_images;
+pub use hostile_image::{
+    HOSTILE_DIR, HOSTILE_FILE, HOSTILE_INDEX, HOSTILE_TAG, ensure_hostile_image, hostile_path,
+};
 pub use lang_images::LangImage;
 pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
 pub use probing_app::ProbingApp;
@@ -207,12 +212,25 @@ pub fn ensure_docker() -> Result<()> {
         .with_context(|| format!("open {}", log_path.display()))?;
     // Another test process may be starting one right now: give it a moment.
     if !wait_for(|| docker_answers(socket), Duration::from_secs(2)) {
-        Command::new("dockerd")
-            .stdin(Stdio::null())
+        let mut cmd = Command::new("dockerd");
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .process_group(0)
-            .spawn()
+            .process_group(0);
+        // dockerd outlives the test: it must not inherit the test's open
+        // files, above all the e2e lock `flock` holds for the test run
+        // (a dockerd holding it would keep every later run waiting).
+        // SAFETY: close_range(2) is async-signal-safe and takes no pointers.
+        unsafe {
+            cmd.pre_exec(|| {
+                unsafe extern "C" {
+                    fn close_range(first: u32, last: u32, flags: i32) -> i32;
+                }
+                close_range(3, u32::MAX, 0);
+                Ok(())
+            });
+        }
+        cmd.spawn()
             .context("cannot start dockerd (is docker.io installed?)")?;
     }
     if !wait_for(|| docker_answers(socket), Duration::from_secs(60)) {

@@ -11,6 +11,7 @@ mod fixture_images;
 mod granularity;
 mod harden_docker;
 mod harness;
+mod html;
 mod kernel_features;
 mod names;
 mod probe_docker;

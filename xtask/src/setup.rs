@@ -36,6 +36,10 @@ const PACKAGES: &[&str] = &[
     // host (containers reach Debian's mirror, not PyPI or npm).
     "python3-pip",
     "npm",
+    // The HTML report suite opens pages in headless Chromium (screenshots,
+    // the DOM as the browser built it); fonts so text renders in them.
+    "chromium",
+    "fonts-dejavu-core",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";

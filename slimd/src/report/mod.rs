@@ -9,7 +9,9 @@
 //! name and message in it into the form people read (a byte that is not
 //! UTF-8 as `\xNN`), once, right before it is written.
 
+pub mod html;
 mod text;
+pub mod tree;
 pub mod xray;
 
 pub use text::{reason_text, render_report, render_summary};
@@ -43,6 +45,11 @@ pub struct Sizes {
     pub removed_bytes: u64,
     /// `100 * (1 - slim/original)`.
     pub reduction_percent: f64,
+    /// Bytes of the original's regular files, hardlinks counted once (the
+    /// size tree's total; xray's visible bytes).
+    pub original_file_bytes: u64,
+    /// Of those, the bytes the slim image keeps.
+    pub slim_file_bytes: u64,
 }
 
 /// One kept path with its reasons.
@@ -206,6 +213,10 @@ pub struct Report {
     /// Generated files (seccomp profile, network policy) by name.
     pub artifacts: BTreeMap<String, String>,
     pub warnings: Vec<String>,
+    /// The original's bytes by directory and package, kept or dropped
+    /// (absent from reports written before it existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<tree::SizeTree>,
 }
 
 impl Report {
@@ -272,6 +283,10 @@ impl Report {
         for r in self.state_roots.iter_mut().chain(&mut self.content_roots) {
             show(&mut r.root);
             show(&mut r.cause);
+        }
+        if let Some(t) = &mut self.tree {
+            show_tree(&mut t.root);
+            t.packages.iter_mut().for_each(|p| show(&mut p.name));
         }
         for v in self.verify.iter_mut().chain(&mut self.verify_seccomp) {
             v.mismatches
@@ -402,6 +417,11 @@ fn coverage_summary(c: &Coverage) -> Value {
         })).collect::<Vec<_>>(),
         "warnings": c.warnings,
     })
+}
+
+fn show_tree(n: &mut tree::SizeNode) {
+    show(&mut n.name);
+    n.children.iter_mut().for_each(show_tree);
 }
 
 /// A keep reason's names as people read them.

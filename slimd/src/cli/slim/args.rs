@@ -38,7 +38,11 @@ pub enum Command {
     /// List sessions.
     Sessions,
     /// Show a session's report.
-    Report { id: String },
+    Report {
+        id: String,
+        #[command(flatten)]
+        html: HtmlArgs,
+    },
     /// Follow a running session's progress (e.g. after --detach).
     Attach { id: String },
     /// Cancel a running session.
@@ -176,6 +180,20 @@ pub struct XrayArgs {
     /// A `docker save` archive or OCI layout (read locally, no daemon needed).
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub html: HtmlArgs,
+}
+
+/// `--html [-o FILE]` of `report` and `xray`.
+#[derive(Args, Debug, Clone)]
+pub struct HtmlArgs {
+    /// Write the report as one self-contained HTML page (no network needed
+    /// to view it) instead of text.
+    #[arg(long)]
+    pub html: bool,
+    /// Where the page goes (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "html")]
+    pub output: Option<PathBuf>,
 }
 
 fn parse_granularity(s: &str) -> Result<Granularity, String> {
@@ -422,5 +440,29 @@ mod tests {
             panic!()
         };
         assert!(a.request(SessionKind::Build).is_err());
+    }
+
+    #[test]
+    fn html_flags_of_report_and_xray() {
+        let Command::Report { id, html } =
+            Cli::try_parse_from(["slim", "report", "s1", "--html", "-o", "r.html"])
+                .unwrap()
+                .command
+        else {
+            panic!()
+        };
+        assert_eq!(id, "s1");
+        assert!(html.html);
+        assert_eq!(html.output.as_deref(), Some(Path::new("r.html")));
+        let Command::Xray(a) = Cli::try_parse_from(["slim", "xray", "--file", "x.tar", "--html"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert!(a.html.html && a.html.output.is_none());
+        // -o means nothing without --html.
+        let e = Cli::try_parse_from(["slim", "report", "s1", "-o", "r.html"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 }

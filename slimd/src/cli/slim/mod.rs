@@ -1,7 +1,8 @@
 //! `slim`: the client. Talks to the daemon through `api::client` only.
 //! One file per subcommand family ([`build`] for build, profile and attach;
 //! [`xray`]; [`sessions`] for sessions, report and cancel; [`status`]), the
-//! flags in [`args`], the progress display in [`progress`].
+//! flags in [`args`], the progress display in [`progress`], writing HTML
+//! pages in [`html`].
 //!
 //! Exit codes: 0 success; 1 daemon/engine/internal error; 2 bad usage;
 //! 3 image not found; 4 target tag exists; 5 the app failed (did not start,
@@ -11,6 +12,7 @@
 
 mod args;
 mod build;
+mod html;
 mod progress;
 mod sessions;
 mod status;
@@ -18,7 +20,7 @@ mod xray;
 
 use std::process::ExitCode;
 
-pub use args::{BuildArgs, Cli, Command, XrayArgs};
+pub use args::{BuildArgs, Cli, Command, HtmlArgs, XrayArgs};
 
 use crate::api::{
     client::{Client, ClientError},
@@ -33,7 +35,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Profile(a) => build::session(&client, a, SessionKind::Profile, cli.json).await,
         Command::Xray(a) => xray::xray(&client, a, cli.json).await,
         Command::Sessions => sessions::sessions(&client, cli.json).await,
-        Command::Report { id } => sessions::show_report(&client, id, cli.json).await,
+        Command::Report { id, html } => sessions::show_report(&client, id, html, cli.json).await,
         Command::Attach { id } => match client.follow(id).await {
             Ok(stream) => build::follow(&client, id.clone(), stream, cli.json, false).await,
             Err(e) => Err(e.into()),
