@@ -122,10 +122,14 @@ pub fn host_bind(arg: &str) -> Result<Option<HostBind>> {
                 read_only: opts.split(',').any(|o| o == "ro" || o == "readonly"),
             })
         }
-        MountArg::Mount(m) => (m.typ == Some(MountType::BIND)).then(|| HostBind {
-            source: m.source.clone().unwrap_or_default(),
-            read_only: m.read_only == Some(true),
-        }),
+        // A "volume" named by an absolute path is a host path too.
+        MountArg::Mount(m) => {
+            let source = m.source.clone().unwrap_or_default();
+            (m.typ == Some(MountType::BIND) || source.starts_with('/')).then(|| HostBind {
+                source,
+                read_only: m.read_only == Some(true),
+            })
+        }
     })
 }
 
@@ -331,6 +335,7 @@ mod tests {
         assert_eq!(hb("/x"), None, "anonymous volume");
         assert_eq!(hb("type=tmpfs,target=/t"), None);
         assert_eq!(hb("type=volume,source=v,target=/t"), None);
+        assert!(hb("type=volume,source=/etc,target=/t").is_some());
         let m = hb("type=bind,src=/srv,target=/t,readonly").unwrap();
         assert_eq!((m.source.as_str(), m.read_only), ("/srv", true));
         assert_eq!(

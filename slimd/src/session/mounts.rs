@@ -9,8 +9,9 @@
 //! engine's socket and the daemon's state directory are refused. The path
 //! is replaced by its canonical form, so a symlink swapped after the check
 //! cannot redirect it. Named volumes and tmpfs stay allowed. Root may bind
-//! anything, as with the engine itself. Joining another container's
-//! network namespace (`--network container:..`) is root's only.
+//! anything, as with the engine itself. The host's network namespace
+//! (`--network host`, where the app's root could sniff the host's traffic)
+//! and another container's (`--network container:..`) are root's only.
 
 use std::path::{Path, PathBuf};
 
@@ -52,7 +53,7 @@ pub enum MountError {
     },
     #[error("--mount {arg:?}: {what} may be bound by root only")]
     Protected { arg: String, what: String },
-    #[error("--mount {arg:?}: the host path is not yours to read: {source}")]
+    #[error("--mount {arg:?}: refused with your rights: {source}")]
     Access {
         arg: String,
         #[source]
@@ -60,7 +61,7 @@ pub enum MountError {
     },
     #[error("--mount {arg:?}: a host path with ':' or ',' cannot be passed on safely")]
     Separator { arg: String },
-    #[error("--network {0:?}: joining another container's network is root's only")]
+    #[error("--network {0:?}: the host's or another container's network is root's only")]
     Network(String),
 }
 
@@ -75,7 +76,7 @@ pub fn check(
         return Ok(run.mounts.clone());
     }
     if let Some(n) = &run.network
-        && n.starts_with("container:")
+        && (n.starts_with("container:") || n == "host")
     {
         return Err(MountError::Network(n.clone()));
     }
@@ -171,7 +172,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = protected(d.path());
         let err = |m: &[&str]| check(&run(m), &member(), &p).unwrap_err().to_string();
-        assert!(err(&["/etc/shadow:/x:ro"]).contains("not yours to read"));
+        assert!(err(&["/etc/shadow:/x:ro"]).contains("permission denied"));
         assert!(err(&["/etc/shadow:/x"]).contains("read-write"));
         assert!(err(&["/dev/null:/x:ro"]).contains("device node"));
         assert!(err(&["/nonexistent-slimd-test:/x:ro"]).contains("does not resolve"));
@@ -206,5 +207,10 @@ mod tests {
             ..Default::default()
         };
         assert!(check(&net, &member(), &p).is_err());
+        let host = RunOptions {
+            network: Some("host".into()),
+            ..Default::default()
+        };
+        assert!(check(&host, &member(), &p).is_err());
     }
 }
