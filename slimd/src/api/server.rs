@@ -321,7 +321,8 @@ async fn json_body<T>(
         }
         Ok(Err(e)) => {
             let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
             return Err(if too_large {
                 error(
                     StatusCode::PAYLOAD_TOO_LARGE,
