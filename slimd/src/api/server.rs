@@ -480,7 +480,17 @@ async fn start_session(
         Ok(r) => r,
         Err(r) => return r,
     };
-    match s.daemon.start_session(req, &p.caller) {
+    // The mount check may walk a large tree: off the async workers.
+    let (daemon, caller) = (s.daemon.clone(), p.caller.clone());
+    let started = tokio::task::spawn_blocking(move || daemon.start_session(req, &caller))
+        .await
+        .unwrap_or_else(|e| {
+            Err(ApiError {
+                kind: FailureKind::Internal,
+                message: format!("starting the session: {e}"),
+            })
+        });
+    match started {
         Ok(h) => progress_response(h, true),
         Err(e) if e.kind == FailureKind::Forbidden => {
             tracing::warn!(uid = p.caller.uid, "refused session: {}", e.message);
