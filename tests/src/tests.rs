@@ -6,6 +6,7 @@
 
 mod build;
 mod deploy;
+mod edges;
 mod engine_docker;
 mod fixture_images;
 mod granularity;

@@ -3,8 +3,10 @@
 //! - `setup`: install the toolchain on a fresh Debian machine (idempotent).
 //! - `build`: build the eBPF object with Debian's rustc, then slimd with the
 //!   object embedded.
-//! - `test`: build, start dockerd when no engine answers, run unit and
-//!   end-to-end tests, then the kernel matrix (`vm-test`).
+//! - `test`: build, start dockerd when no engine answers, run unit tests,
+//!   a bounded fuzzing run (`fuzz`, 60 s per target, when cargo-fuzz is
+//!   set up), end-to-end tests, then the kernel matrix (`vm-test`).
+//! - `fuzz`: run each fuzz target of `fuzz/` for a while.
 //! - `demo`: build a demo image locally and run `slim build` on it end to end.
 //! - `bench`: the benchmarks of `bench/` (results in bench/results/).
 //! - `install` / `uninstall`: the binaries, systemd units and group.
@@ -15,6 +17,7 @@
 mod bench;
 mod demo;
 mod docker;
+mod fuzz;
 mod install;
 mod setup;
 mod vm;
@@ -52,6 +55,12 @@ enum Cmd {
         /// Extra arguments for the test binaries (e.g. a test name filter).
         #[arg(trailing_var_arg = true)]
         filter: Vec<String>,
+    },
+    /// Run each fuzz target of fuzz/ for SECONDS (needs cargo-fuzz,
+    /// which `cargo xtask setup` installs).
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
     },
     /// Build a demo image and minify it with `slim build`, end to end.
     Demo,
@@ -111,6 +120,7 @@ fn main() -> Result<()> {
         Cmd::Setup => setup::run_setup(),
         Cmd::Build { release } => build(release).map(|_| ()),
         Cmd::Test { unit, filter } => test(unit, &filter),
+        Cmd::Fuzz { seconds } => fuzz::run_all(seconds),
         Cmd::Demo => demo::run_demo(),
         Cmd::Bench {
             names,
@@ -197,6 +207,9 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| project_root().join("target"))
 }
 
+/// Seconds each fuzz target runs in `cargo xtask test`.
+const FUZZ_SECONDS: u64 = 60;
+
 fn test(unit_only: bool, filter: &[String]) -> Result<()> {
     let bin_dir = build(false)?;
     // Unit tests of every crate: fast, no privileges.
@@ -207,6 +220,12 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
     run(&mut unit)?;
     if unit_only {
         return Ok(());
+    }
+    // Fuzzing, bounded: about a minute per target.
+    if fuzz::available() {
+        fuzz::run_all(FUZZ_SECONDS)?;
+    } else {
+        println!("fuzz: NOT RUN: cargo fuzz is not installed (`cargo xtask setup` installs it)");
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc_geteuid() } != 0 {

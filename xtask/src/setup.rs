@@ -22,6 +22,12 @@ const PACKAGES: &[&str] = &[
     "debootstrap",
     "busybox-static",
     "gcc",
+    // libFuzzer (built by cargo-fuzz's libfuzzer-sys) is C++.
+    "g++",
+    // The daemon's edge tests create and remove users and groups, and run
+    // slim as them.
+    "passwd",
+    "util-linux",
     "libc6-dev",
     "zlib1g-dev",
     // systemd-analyze verify for the unit files test.
@@ -92,6 +98,15 @@ pub fn run_setup() -> Result<()> {
             )
             .env("LLVM_SYS_221_PREFIX", "/usr/lib/llvm-22"))
         .context("building bpf-linker failed")?;
+    }
+    if crate::fuzz::available() {
+        println!("setup: cargo-fuzz present");
+    } else {
+        println!("setup: installing cargo-fuzz (the bounded fuzzing run of `cargo xtask test`)");
+        run(Command::new(env!("CARGO"))
+            .args(["install", "cargo-fuzz", "--locked"])
+            .env("PATH", path_with_cargo_bin()))
+        .context("installing cargo-fuzz failed")?;
     }
     for tool in ["rustfmt", "clippy"] {
         let ok = Command::new("rustup")

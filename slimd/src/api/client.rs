@@ -181,6 +181,28 @@ impl Client {
             .await
     }
 
+    /// Posts the results of host commands the session asked this client
+    /// to run.
+    pub async fn host_results(
+        &self,
+        id: &str,
+        results: &crate::probe::HostCommandResults,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(results).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/v1/sessions/{id}/host-results"),
+                Some(body),
+            )
+            .await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(api_error(status, &read_body(resp).await?))
+    }
+
     pub async fn xray(&self, image: &str) -> Result<serde_json::Value, ClientError> {
         let req = XrayRequest {
             image: image.into(),

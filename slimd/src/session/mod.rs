@@ -16,6 +16,8 @@ mod collect;
 mod container;
 mod ctx;
 pub mod error;
+mod host_commands;
+pub mod mounts;
 mod run;
 mod verify;
 pub mod watcher;
@@ -35,7 +37,10 @@ use tracing::Instrument;
 
 use crate::{
     engine::Engine,
-    model::{ApiError, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo},
+    model::{
+        ApiError, Caller, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo,
+    },
+    probe::HostCommandResults,
     tracer::{
         Tracer, TracerOptions,
         features::{Features, ProbeOptions},
@@ -104,18 +109,22 @@ impl Default for DaemonConfig {
 pub struct SessionHandle {
     pub id: String,
     pub detach: bool,
+    /// The uid of the user who started it.
+    pub owner: u32,
     info: Mutex<SessionInfo>,
     history: Mutex<Vec<Progress>>,
     tx: broadcast::Sender<Progress>,
     pub cancel: CancellationToken,
     continue_signal: Notify,
     finished: watch::Sender<bool>,
+    /// Host commands the client is running now (see `host_commands`).
+    host: host_commands::Pending,
 }
 
 impl SessionHandle {
     /// A handle whose cancellation follows `cancel` (the daemon's token's
     /// child: shutting the daemon down cancels every session).
-    fn new(id: String, req: &SessionRequest, cancel: CancellationToken) -> Self {
+    fn new(id: String, req: &SessionRequest, owner: u32, cancel: CancellationToken) -> Self {
         let (tx, _) = broadcast::channel(1024);
         let (finished, _) = watch::channel(false);
         Self {
@@ -129,14 +138,17 @@ impl SessionHandle {
                 finished: None,
                 target: None,
                 message: None,
+                owner: Some(owner),
             }),
             id,
             detach: req.detach,
+            owner,
             history: Mutex::new(Vec::new()),
             tx,
             cancel,
             continue_signal: Notify::new(),
             finished,
+            host: Default::default(),
         }
     }
 
@@ -190,6 +202,11 @@ impl SessionHandle {
     /// `--continue-after signal`: the user says "go on".
     pub fn signal_continue(&self) {
         self.continue_signal.notify_one();
+    }
+
+    /// The client's results of the host commands it was asked to run.
+    pub fn deliver_host_results(&self, results: HostCommandResults) -> Result<(), String> {
+        self.host.deliver(results)
     }
 }
 
@@ -321,13 +338,30 @@ impl Daemon {
     }
 
     /// Registers a session (it shows in `slim sessions` from now on).
-    pub fn register(&self, req: &SessionRequest) -> Result<Arc<SessionHandle>, ApiError> {
+    pub fn register(
+        &self,
+        req: &SessionRequest,
+        caller: &Caller,
+    ) -> Result<Arc<SessionHandle>, ApiError> {
+        let usage = |message: String| ApiError {
+            kind: FailureKind::Usage,
+            message,
+        };
         if req.image.trim().is_empty() && req.from_profile.is_none() {
+            return Err(usage("no image given".into()));
+        }
+        if req.detach && !req.probes.probe_cmds.is_empty() {
+            return Err(usage(DETACH_WITH_HOST_COMMANDS.into()));
+        }
+        if let Some(p) = &req.from_profile
+            && !caller.may_use(self.owner_of(p))
+        {
             return Err(ApiError {
-                kind: FailureKind::Usage,
-                message: "no image given".into(),
+                kind: FailureKind::Forbidden,
+                message: format!("session {p} belongs to another user"),
             });
         }
+
         if self.shutting_down() {
             return Err(ApiError {
                 kind: FailureKind::Internal,
@@ -338,6 +372,7 @@ impl Daemon {
         let handle = Arc::new(SessionHandle::new(
             id.clone(),
             req,
+            caller.uid,
             self.shutdown.child_token(),
         ));
         handle.emit(Progress::Session { id: id.clone() });
@@ -355,8 +390,22 @@ impl Daemon {
     pub fn start_session(
         self: &Arc<Self>,
         req: SessionRequest,
+        caller: &Caller,
     ) -> Result<Arc<SessionHandle>, ApiError> {
-        let handle = self.register(&req)?;
+        let mut req = req;
+        req.run.mounts = mounts::check(
+            &req.run,
+            caller,
+            &mounts::Protected {
+                state_dir: self.config.state_dir.clone(),
+                engine_socket: self.engine_socket_path(),
+            },
+        )
+        .map_err(|e| ApiError {
+            kind: FailureKind::Forbidden,
+            message: e.to_string(),
+        })?;
+        let handle = self.register(&req, caller)?;
         let daemon = self.clone();
         let h = handle.clone();
         let span = tracing::info_span!("session", id = %h.id, image = %req.image);
@@ -384,6 +433,43 @@ impl Daemon {
 
     pub fn running_ids(&self) -> Vec<String> {
         self.sessions.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// The uid that owns session `id` (running or finished), if it exists.
+    pub fn owner_of(&self, id: &str) -> Option<u32> {
+        if let Some(h) = self.session(id) {
+            return Some(h.owner);
+        }
+        if !valid_id(id) {
+            return None;
+        }
+        read_json::<SessionInfo>(&self.session_dir(id).join("session.json"))
+            .map(|i| i.owner.unwrap_or(0))
+    }
+
+    /// The last progress line of a session that has ended.
+    pub fn ended(&self, id: &str) -> Option<Progress> {
+        if !valid_id(id) {
+            return None;
+        }
+        read_json(&self.session_dir(id).join(LAST_FILE))
+    }
+
+    /// Where the engine listens (its socket file), for the mount check.
+    pub fn engine_socket_path(&self) -> PathBuf {
+        self.config
+            .engine_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::engine::DEFAULT_SOCKET))
+    }
+
+    /// The sessions `caller` may see: root sees every one, anyone else only
+    /// their own.
+    pub fn list_for(&self, caller: &Caller) -> Vec<SessionInfo> {
+        self.list()
+            .into_iter()
+            .filter(|i| caller.may_use(i.owner))
+            .collect()
     }
 
     /// Running sessions, then finished ones from the state directory,
@@ -573,6 +659,9 @@ pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::Xra
     })
 }
 
+/// Why `--detach` and `--probe-cmd` do not go together.
+pub const DETACH_WITH_HOST_COMMANDS: &str = "--detach cannot be used with --probe-cmd: host commands run in the slim client, as you, so the client must stay until they are done (the daemon never runs a command line a client sent)";
+
 /// Session ids come from clients: only ours are valid (no path tricks).
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() < 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -584,12 +673,74 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
 }
 
 /// Writes JSON atomically (temp file + rename), so a crash never leaves half
-/// a report.
+/// a report; the file is the daemon's alone (mode 0600) until
+/// [`hand_over`] gives the user's files to their owner.
 pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("json.tmp");
     let data = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, data)?;
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?
+        .write_all(&data)?;
     std::fs::rename(&tmp, path)
+}
+
+/// The last progress line of a finished session, kept for `slim attach`.
+const LAST_FILE: &str = "last.json";
+/// Files of a session directory that stay the daemon's own.
+const DAEMON_FILES: [&str; 4] = [
+    "session.json",
+    "request.json",
+    LAST_FILE,
+    analyse::PROFILE_FILE,
+];
+
+/// Makes a session directory the daemon's, traversable but not listable
+/// by others (mode 0711), so what [`hand_over`] gives its owner is theirs
+/// to read and no one else's.
+pub(crate) fn prepare_session_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+}
+
+/// At a session's end: keeps its last progress line, and gives its report
+/// and artifacts to `owner` (mode 0600, readable by the owner and root);
+/// the directory stays root's (0711), so an owner cannot plant a link the
+/// daemon would write through. The daemon's own files stay root's, 0600.
+pub(crate) fn hand_over(dir: &Path, owner: u32, last: &Progress) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = write_json(&dir.join(LAST_FILE), last) {
+        tracing::warn!("cannot write {}: {e}", dir.join(LAST_FILE).display());
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let daemons = DAEMON_FILES.iter().any(|f| e.file_name() == *f);
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if !is_file {
+            continue;
+        }
+        let r = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).and_then(
+            |()| {
+                if daemons {
+                    Ok(())
+                } else {
+                    std::os::unix::fs::lchown(&path, Some(owner), None)
+                }
+            },
+        );
+        if let Err(err) = r {
+            tracing::warn!("cannot hand {} over to uid {owner}: {err}", path.display());
+        }
+    }
 }
 
 /// Phase names for humans.
@@ -618,7 +769,7 @@ mod tests {
             image: "x".into(),
             ..Default::default()
         };
-        let h = SessionHandle::new("id".into(), &req, CancellationToken::new());
+        let h = SessionHandle::new("id".into(), &req, 0, CancellationToken::new());
         h.emit(Progress::PhaseStarted {
             phase: Phase::Inspect,
         });

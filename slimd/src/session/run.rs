@@ -47,7 +47,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
         unverified_accepted: req.verify == Some(false),
         ..Default::default()
     };
-    let prepared = std::fs::create_dir_all(&dir)
+    let prepared = super::prepare_session_dir(&dir)
         .and_then(|()| std::fs::create_dir_all(&scratch))
         .and_then(|()| write_json(&dir.join("request.json"), &req))
         .and_then(|()| write_json(&dir.join("session.json"), &handle.info()));
@@ -126,21 +126,23 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
     }
     let _ = write_json(&dir.join("session.json"), &info);
     handle.set_info(info);
-    match outcome {
+    let last = match outcome {
         Ok(()) => {
             tracing::info!(state = %report.state, "session finished");
-            handle.emit(Progress::Done {
+            Progress::Done {
                 summary: report.summary(&report_path.display().to_string()),
-            })
+            }
         }
         Err(e) => {
             tracing::warn!(kind = ?e.kind(), "session failed: {e}");
-            handle.emit(Progress::Failed {
+            Progress::Failed {
                 kind: e.kind(),
                 message: e.to_string(),
-            })
+            }
         }
-    }
+    };
+    super::hand_over(&dir, handle.owner, &last);
+    handle.emit(last);
 }
 
 /// Removes the session's containers, untags and removes its cgroups, and
@@ -385,7 +387,16 @@ async fn probe_app(ctx: &mut Ctx<'_>, ins: &Inspected, st: &Started) -> Result<O
         if st.endpoints.is_empty() && plan.exec.is_empty() && plan.host_commands.is_empty() {
             None
         } else {
-            Some(probe::run_probes(&ctx.engine, &st.container, &plan, probe_deadline).await)
+            Some(
+                probe::run_probes(
+                    &ctx.engine,
+                    &st.container,
+                    &plan,
+                    &super::host_commands::ClientHost(ctx.handle),
+                    probe_deadline,
+                )
+                .await,
+            )
         };
     let run_deadline = Instant::now() + Duration::from_secs(req.probes.run_timeout_secs);
     let oneshot_run = match &ins.continue_after {

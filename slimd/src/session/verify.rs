@@ -127,7 +127,14 @@ pub(super) async fn verify_slim(
     if let Some(orig) = &original.probe {
         let replay = original.plan.replay_of(orig, endpoints);
         let deadline = Instant::now() + Duration::from_secs(ctx.req.probes.probe_timeout_secs);
-        let slim_report = probe::run_probes(&ctx.engine, &container, &replay, deadline).await;
+        let slim_report = probe::run_probes(
+            &ctx.engine,
+            &container,
+            &replay,
+            &super::host_commands::ClientHost(ctx.handle),
+            deadline,
+        )
+        .await;
         absorb(
             &mut result,
             &mut mismatches,

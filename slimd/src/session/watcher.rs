@@ -132,7 +132,7 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
         detach: true,
         ..Default::default()
     };
-    let handle = match daemon.register(&req) {
+    let handle = match daemon.register(&req, &crate::model::Caller::root()) {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!("watch: {}", e.message);
@@ -170,7 +170,7 @@ async fn profile_container(
 ) {
     let dir = daemon.session_dir(&handle.id);
     let scratch = daemon.scratch_dir(&handle.id);
-    let _ = std::fs::create_dir_all(&dir);
+    let _ = super::prepare_session_dir(&dir);
     let _ = write_json(&dir.join("session.json"), &handle.info());
     let mut rx = trace.take_events().expect("adopted session");
     let collector = tokio::spawn(async move {
@@ -288,19 +288,21 @@ async fn profile_container(
     let _ = write_json(&report_path, &report);
     let _ = write_json(&dir.join("session.json"), &info);
     handle.set_info(info);
-    match result {
-        Ok(()) => handle.emit(Progress::Done {
+    let last = match result {
+        Ok(()) => Progress::Done {
             summary: report.summary(&report_path.display().to_string()),
-        }),
-        Err(e) => handle.emit(Progress::Failed {
+        },
+        Err(e) => Progress::Failed {
             kind: if handle.cancel.is_cancelled() {
                 FailureKind::Cancelled
             } else {
                 e.kind()
             },
             message: e.to_string(),
-        }),
-    }
+        },
+    };
+    super::hand_over(&dir, handle.owner, &last);
+    handle.emit(last);
     daemon.unregister(&handle);
 }
 

@@ -43,7 +43,8 @@ pub enum Command {
         #[command(flatten)]
         html: HtmlArgs,
     },
-    /// Follow a running session's progress (e.g. after --detach).
+    /// Follow a session's progress to its end (e.g. after --detach), with
+    /// the same output and exit code as the command that started it.
     Attach { id: String },
     /// Cancel a running session.
     Cancel { id: String },
@@ -168,8 +169,10 @@ pub struct BuildArgs {
     /// Verify again under the generated seccomp profile.
     #[arg(long)]
     pub verify_seccomp: bool,
-    /// Keep the session running if this command is interrupted.
-    #[arg(long)]
+    /// Start the session and return at once, printing its id (follow it
+    /// with `slim attach ID`). Not with --probe-cmd: host commands run in
+    /// this client.
+    #[arg(long, conflicts_with = "probe_cmd")]
     pub detach: bool,
 }
 

@@ -37,7 +37,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Sessions => sessions::sessions(&client, cli.json).await,
         Command::Report { id, html } => sessions::show_report(&client, id, html, cli.json).await,
         Command::Attach { id } => match client.follow(id).await {
-            Ok(stream) => build::follow(&client, id.clone(), stream, cli.json, false).await,
+            Ok(stream) => build::follow(&client, id.clone(), stream, cli.json, false, false).await,
             Err(e) => Err(e.into()),
         },
         Command::Cancel { id } => client
