@@ -506,6 +506,16 @@ impl Daemon {
         read_json(&self.session_dir(id).join("report.json"))
     }
 
+    /// Whether a session started by `uid` built the image `image_id` (what
+    /// a user other than root may replace with `--force`).
+    pub fn built_by(&self, uid: u32, image_id: &str) -> bool {
+        self.list()
+            .iter()
+            .filter(|i| i.owner.unwrap_or(0) == uid)
+            .filter_map(|i| self.report(&i.id))
+            .any(|r| r["target_id"].as_str() == Some(image_id))
+    }
+
     pub fn cancel(&self, id: &str) -> bool {
         match self.session(id) {
             Some(h) => {

@@ -23,7 +23,7 @@ use super::{
     write_json,
 };
 use crate::{
-    engine::ImageInfo,
+    engine::{EngineError, ImageInfo},
     image::{ImageWriter, WriteOptions},
     model::{ApiError, Phase, Progress, SessionKind, SessionRequest},
     probe::{
@@ -252,15 +252,33 @@ async fn inspect_and_target(
         if info.repo_tags.contains(&t) || t == image_ref {
             return Err(SessionError::TargetIsOriginal(t));
         }
-        if !req.force && ctx.engine.tag_exists(&t).await? {
-            return Err(SessionError::TagExists(t));
-        }
+        may_take_tag(ctx, &t, SessionError::TagExists).await?;
         Some(t)
     } else {
         None
     };
     ctx.report.target = target.clone();
     Ok((info, target))
+}
+
+/// Whether this session may write the image tag `tag`: free, or taken and
+/// `--force` given (`taken` names the error otherwise). Root may replace any
+/// image; anyone else only one that a session of their own built, so that
+/// the socket's group cannot swap an image that others run.
+async fn may_take_tag(ctx: &Ctx<'_>, tag: &str, taken: fn(String) -> SessionError) -> Result<()> {
+    let existing = match ctx.engine.inspect_image(tag).await {
+        Ok(info) => info,
+        Err(EngineError::ImageNotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if !ctx.req.force {
+        return Err(taken(tag.to_string()));
+    }
+    let owner = ctx.handle.owner;
+    if owner != 0 && !ctx.daemon.built_by(owner, &existing.id) {
+        return Err(SessionError::NotYourTag(tag.to_string()));
+    }
+    Ok(())
 }
 
 /// Phase inspect: the image, its ports, when to stop watching it.
@@ -597,7 +615,6 @@ async fn finish_build(
     analysis: Analysis,
     original: std::result::Result<Original, String>,
 ) -> Result<()> {
-    let req = ctx.req;
     let Analysis {
         image,
         keep,
@@ -655,9 +672,7 @@ async fn finish_build(
 
     // --- load ---
     ctx.begin(Phase::Load);
-    if !req.force && ctx.engine.tag_exists(&target).await? {
-        return Err(SessionError::TagAppeared(target));
-    }
+    may_take_tag(ctx, &target, SessionError::TagAppeared).await?;
     ctx.engine.load_image_file(&archive).await?;
     let slim_info = ctx.engine.inspect_image(&target).await?;
     ctx.report.target_id = Some(slim_info.id.clone());

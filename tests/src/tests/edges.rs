@@ -164,6 +164,11 @@ fn members_act_with_their_own_rights() -> Result<()> {
     let d = Daemon::start("edges")?;
     let tag = TestImage::StaticServer.ensure()?;
     let uid_a = uid_of(MEMBER_A)?;
+    // Tags an earlier run left were built by its daemon, not this one's
+    // sessions: a member may not replace them.
+    for t in ["slimd-e2e/edges:slim", "slimd-e2e/edges-b:slim"] {
+        let _ = crate::docker(["rmi", t]);
+    }
 
     // A's host command runs in A's client, as A.
     let mut build = slim_as(&d, MEMBER_A)?;
@@ -218,6 +223,34 @@ fn members_act_with_their_own_rights() -> Result<()> {
         own.status.success(),
         "A cannot read A's report: {}",
         String::from_utf8_lossy(&own.stderr)
+    );
+
+    // --force replaces only an image the member's own sessions built: not
+    // one that root tagged, nor A's from B; A's own, yes.
+    let root_tag = "slimd-e2e/edges-root:latest";
+    // Any image but the original (whose own tags are refused earlier).
+    crate::docker(["tag", TestImage::ShellEntrypoint.ensure()?, root_tag])?;
+    let id_of = |t: &str| crate::docker(["image", "inspect", "-f", "{{.Id}}", t]);
+    let before = [id_of(root_tag)?, id_of("slimd-e2e/edges:slim")?];
+    for (user, target) in [(MEMBER_A, root_tag), (MEMBER_B, "slimd-e2e/edges:slim")] {
+        let mut c = slim_as(&d, user)?;
+        c.args(["build", tag, "--tag", target, "--force"]);
+        let err = failed_with(&output(c, Duration::from_secs(60))?, 8)?;
+        ensure!(
+            err.contains("no session of yours built"),
+            "{user} --force onto {target}: {err}"
+        );
+    }
+    let after = [id_of(root_tag)?, id_of("slimd-e2e/edges:slim")?];
+    ensure!(before == after, "a refused --force moved a tag");
+    crate::docker(["rmi", root_tag])?;
+    let mut again = slim_as(&d, MEMBER_A)?;
+    again.args(["build", tag, "--tag", "slimd-e2e/edges:slim", "--force"]);
+    let again = output(again, Duration::from_secs(600))?;
+    ensure!(
+        again.status.success(),
+        "A cannot replace A's own image: {}",
+        String::from_utf8_lossy(&again.stderr)
     );
 
     // Host paths: what A may not read, and read-write binds, are refused.
