@@ -13,10 +13,12 @@
 
 pub mod api;
 pub mod cli;
+pub mod diff;
 pub mod engine;
 pub mod harden;
 pub mod host;
 pub mod image;
+pub mod inventory;
 pub mod model;
 pub mod probe;
 pub mod report;

@@ -32,7 +32,7 @@ use axum::{
 use futures_util::stream;
 use tokio::{net::UnixListener, sync::broadcast};
 
-use super::types::{ApiError, FailureKind, Progress, SessionRequest, XrayRequest};
+use super::types::{ApiError, ExportRequest, FailureKind, Progress, SessionRequest, XrayRequest};
 use crate::session::{Daemon, SessionHandle, valid_id};
 
 /// Credentials of the process at the other end of a connection.
@@ -191,6 +191,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}/progress", get(follow))
         .route("/v1/sessions/{id}/continue", post(continue_session))
         .route("/v1/xray", post(xray))
+        .route("/v1/images/export", post(export_image))
         .with_state(state)
 }
 
@@ -375,6 +376,23 @@ fn progress_response(handle: Arc<SessionHandle>, cancel_on_drop: bool) -> Respon
 async fn xray(State(s): State<AppState>, Json(req): Json<XrayRequest>) -> Response {
     match crate::session::xray(&s.daemon, &req.image).await {
         Ok(report) => Json(report).into_response(),
+        Err(e) => {
+            let status = match e.kind {
+                FailureKind::ImageNotFound => StatusCode::NOT_FOUND,
+                FailureKind::Usage => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, Json(e)).into_response()
+        }
+    }
+}
+
+async fn export_image(State(s): State<AppState>, Json(req): Json<ExportRequest>) -> Response {
+    match crate::session::export_stream(&s.daemon, &req.image).await {
+        Ok(stream) => Response::builder()
+            .header("content-type", "application/x-tar")
+            .body(Body::from_stream(stream))
+            .unwrap(),
         Err(e) => {
             let status = match e.kind {
                 FailureKind::ImageNotFound => StatusCode::NOT_FOUND,

@@ -9,6 +9,7 @@
 //! name and message in it into the form people read (a byte that is not
 //! UTF-8 as `\xNN`), once, right before it is written.
 
+pub mod diff;
 mod text;
 pub mod xray;
 

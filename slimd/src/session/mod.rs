@@ -540,6 +540,33 @@ pub async fn export_image(
     .map_err(|e| format!("reading the exported image: {e}"))
 }
 
+/// An engine image's `docker save` tar as a byte stream, for clients that
+/// read the image themselves (`slim diff`). The image is inspected first,
+/// so a missing one is a typed error before any byte is sent.
+pub async fn export_stream(
+    daemon: &Arc<Daemon>,
+    image: &str,
+) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>, ApiError>
+{
+    use futures_util::{StreamExt, TryStreamExt};
+    let engine = daemon.engine().await.map_err(|e| ApiError {
+        kind: FailureKind::Internal,
+        message: e.to_string(),
+    })?;
+    let info = engine.inspect_image(image).await.map_err(|e| ApiError {
+        kind: if matches!(e, crate::engine::EngineError::ImageNotFound(_)) {
+            FailureKind::ImageNotFound
+        } else {
+            FailureKind::Internal
+        },
+        message: e.to_string(),
+    })?;
+    Ok(engine
+        .export_image(&info.id)
+        .map_err(std::io::Error::other)
+        .boxed())
+}
+
 /// `slim xray` through the daemon: export, read, analyse, clean up.
 pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::XrayReport, ApiError> {
     let engine = daemon.engine().await.map_err(|e| ApiError {

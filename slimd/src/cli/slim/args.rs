@@ -35,6 +35,8 @@ pub enum Command {
     Profile(BuildArgs),
     /// Show what an image contains.
     Xray(XrayArgs),
+    /// What differs between two images (exit 0 same, 1 different, 2 trouble, 3 not found).
+    Diff(DiffArgs),
     /// List sessions.
     Sessions,
     /// Show a session's report.
@@ -176,6 +178,69 @@ pub struct XrayArgs {
     /// A `docker save` archive or OCI layout (read locally, no daemon needed).
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
+}
+
+/// Flags of `diff`. Each side is an image in the engine (read through the
+/// daemon) or, given with `--file`, an archive read here; the sides are A
+/// then B in the order they appear on the command line.
+#[derive(Args, Debug, Default)]
+pub struct DiffArgs {
+    /// Images in the engine.
+    #[arg(value_name = "IMAGE", num_args = 0..=2)]
+    pub images: Vec<String>,
+    /// A `docker save` archive or OCI layout (repeat for both sides).
+    #[arg(long, value_name = "PATH", action = ArgAction::Append)]
+    pub file: Vec<PathBuf>,
+    /// List every path that differs, not just the summary.
+    #[arg(long)]
+    pub details: bool,
+    /// The sides in command-line order (filled by [`DiffArgs::order`]).
+    #[arg(skip)]
+    pub sides: Vec<DiffSide>,
+}
+
+/// One side of `slim diff`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiffSide {
+    Image(String),
+    File(PathBuf),
+}
+
+impl DiffSide {
+    /// How the side is named in the output.
+    pub fn label(&self) -> String {
+        match self {
+            DiffSide::Image(s) => s.clone(),
+            DiffSide::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+impl DiffArgs {
+    /// Puts the sides in the order the user wrote them, from clap's
+    /// argument indices.
+    pub fn order(&mut self, m: &clap::ArgMatches) {
+        let mut sides: Vec<(usize, DiffSide)> = Vec::new();
+        if let Some(idx) = m.indices_of("images") {
+            sides.extend(idx.zip(self.images.iter().cloned().map(DiffSide::Image)));
+        }
+        if let Some(idx) = m.indices_of("file") {
+            sides.extend(idx.zip(self.file.iter().cloned().map(DiffSide::File)));
+        }
+        sides.sort_by_key(|(i, _)| *i);
+        self.sides = sides.into_iter().map(|(_, s)| s).collect();
+    }
+}
+
+/// Parses `slim`'s command line (the diff sides in command-line order).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Diff(d), Some(m)) = (&mut cli.command, matches.subcommand_matches("diff")) {
+        d.order(m);
+    }
+    cli
 }
 
 fn parse_granularity(s: &str) -> Result<Granularity, String> {
