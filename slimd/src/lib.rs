@@ -23,5 +23,6 @@ pub mod model;
 pub mod probe;
 pub mod report;
 pub mod resolve;
+pub mod sbom;
 pub mod session;
 pub mod tracer;

@@ -16,6 +16,7 @@ use crate::image::{ImageFs, PackageDb, PackageManager};
 use crate::resolve::options::Ecosystem as UnitEcosystem;
 use crate::resolve::packages::Catalog;
 
+pub mod license;
 mod purl;
 pub mod version;
 
@@ -76,6 +77,9 @@ pub struct InventoryPackage {
     pub files: Vec<String>,
     /// Every non-directory path its metadata lists (present or not).
     pub listed_files: usize,
+    /// License names as the metadata gives them (empty when unknown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub licenses: Vec<String>,
 }
 
 impl InventoryPackage {
@@ -138,6 +142,11 @@ impl Inventory {
                     purl: String::new(),
                     files,
                     listed_files: listed,
+                    licenses: if ecosystem == Ecosystem::Debian {
+                        license::debian(fs, &p.name)
+                    } else {
+                        Vec::new()
+                    },
                 });
             }
         }
@@ -153,6 +162,12 @@ impl Inventory {
             let all = u.files.iter().chain(u.metadata.iter()).map(String::as_str);
             let files = present_files(fs, all);
             let listed = files.len();
+            let metadata: Vec<String> = u.metadata.iter().cloned().collect();
+            let licenses = match ecosystem {
+                Ecosystem::PyPI => license::python(fs, &metadata),
+                Ecosystem::Npm => license::node(fs, &metadata),
+                _ => Vec::new(),
+            };
             packages.push(InventoryPackage {
                 ecosystem,
                 name: u.name.clone(),
@@ -163,6 +178,7 @@ impl Inventory {
                 purl: String::new(),
                 files,
                 listed_files: listed,
+                licenses,
             });
         }
         for p in &mut packages {

@@ -94,6 +94,7 @@ mod tests {
             purl: String::new(),
             files: Vec::new(),
             listed_files: 0,
+            licenses: Vec::new(),
         }
     }
 
