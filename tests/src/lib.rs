@@ -32,6 +32,7 @@ pub mod daemon;
 mod lang_images;
 mod names_image;
 mod probing_app;
+pub mod sbom_schema;
 mod server_images;
 #[cfg(test)]
 mod tests;

@@ -204,9 +204,20 @@ pub struct Report {
     pub seccomp: Option<crate::harden::SeccompSummary>,
     /// Ports served and destinations reached, as the profiles see them.
     pub network: Option<crate::harden::NetworkSummary>,
-    /// Generated files (seccomp profile, network policy) by name.
+    /// Generated files (seccomp profile, network policy, SBOMs) by name.
     pub artifacts: BTreeMap<String, String>,
+    /// Packages of the original, and those that still have files in the
+    /// slim image (what its SBOMs list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackageCounts>,
     pub warnings: Vec<String>,
+}
+
+/// Packages before and after slimming.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PackageCounts {
+    pub original: usize,
+    pub slim: usize,
 }
 
 impl Report {
@@ -293,6 +304,7 @@ impl Report {
             "state": self.state,
             "sizes": self.sizes,
             "kept_paths": self.kept.len(),
+            "packages": self.packages,
             "execs": self.execs.len(),
             "listening": self.listening,
             "connections": self.connections,

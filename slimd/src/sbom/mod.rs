@@ -101,27 +101,29 @@ impl<'a> Sbom<'a> {
     }
 
     /// The SBOM of a slim image: the original's packages that still have
-    /// files in `slim`, each with the files kept.
+    /// files in it (`kept` says which paths it has; the bytes are the
+    /// original's), each with the files kept.
     pub fn of_slim(
         image: &str,
         image_id: &str,
         original: &str,
-        slim: &ImageFs,
+        original_fs: &ImageFs,
         original_inv: &'a Inventory,
+        kept: &dyn Fn(&str) -> bool,
     ) -> Sbom<'a> {
         let packages = original_inv
             .packages
             .iter()
             .filter_map(|p| {
-                let kept: Vec<&str> = p
+                let files: Vec<&str> = p
                     .files
                     .iter()
                     .map(String::as_str)
-                    .filter(|f| slim.get(f).is_some())
+                    .filter(|f| kept(f))
                     .collect();
-                (!kept.is_empty()).then(|| SbomPackage {
+                (!files.is_empty()).then(|| SbomPackage {
                     package: p,
-                    files: files_of(slim, kept.into_iter()),
+                    files: files_of(original_fs, files.into_iter()),
                     total_files: p.files.len(),
                 })
             })
@@ -133,6 +135,11 @@ impl<'a> Sbom<'a> {
             packages,
             created: now(),
         }
+    }
+
+    /// Packages listed.
+    pub fn package_count(&self) -> usize {
+        self.packages.len()
     }
 
     /// The document in `format`.

@@ -161,7 +161,15 @@ fn sbom_of_a_slim_image_keeps_packages_with_files_and_counts_them() {
     let img = original(&t.path().join("o"));
     let slim = slim(&t.path().join("s"));
     let inv = Inventory::read(&img.fs);
-    let s = Sbom::of_slim("app.slim:1", &slim.config_digest, "app:1", &slim.fs, &inv);
+    let kept = |p: &str| slim.fs.get(p).is_some();
+    let s = Sbom::of_slim(
+        "app.slim:1",
+        &slim.config_digest,
+        "app:1",
+        &img.fs,
+        &inv,
+        &kept,
+    );
     let names: Vec<&str> = s.packages.iter().map(|p| p.package.name.as_str()).collect();
     assert_eq!(names, ["curl"], "libgone and six have no file left");
     assert_eq!(

@@ -635,7 +635,7 @@ async fn finish_build(
         })
         .await??
     };
-    drop(image);
+    let sbom_input = (image, keep.selection());
     ctx.done(Some(format!(
         "{} entries, {} in one layer",
         written.entry_count,
@@ -660,12 +660,59 @@ async fn finish_build(
         };
     }
     let _ = std::fs::remove_file(&archive);
+    write_sboms(ctx, &target, &slim_info.id, sbom_input).await;
     ctx.done(Some(format!(
         "{target} ({})",
         crate::report::bytes(slim_info.size)
     )));
 
     verify(ctx, &target, &slim_info, &original, &hardening).await
+}
+
+/// Writes the slim image's SBOMs (SPDX and CycloneDX) next to the report:
+/// the original's packages that still have files in it, with kept/total
+/// counts. A failure is a warning: the image is built either way.
+async fn write_sboms(
+    ctx: &mut Ctx<'_>,
+    target: &str,
+    slim_id: &str,
+    (image, selection): (std::sync::Arc<crate::image::Image>, crate::image::Selection),
+) {
+    use crate::sbom::{Sbom, SbomFormat};
+    let dir = ctx.daemon.session_dir(&ctx.handle.id);
+    let name = super::artifacts::artifact_name(target);
+    let (target_s, slim_id_s, original) = (
+        target.to_string(),
+        slim_id.to_string(),
+        ctx.report.image.clone(),
+    );
+    let written = tokio::task::spawn_blocking(move || {
+        let inv = crate::inventory::Inventory::read(&image.fs);
+        let kept = |p: &str| selection.contains(p);
+        let sbom = Sbom::of_slim(&target_s, &slim_id_s, &original, &image.fs, &inv, &kept);
+        let mut files = Vec::new();
+        for f in [SbomFormat::SpdxJson, SbomFormat::CycloneDxJson] {
+            let file = format!("{name}-{}", f.suffix());
+            let path = dir.join(&file);
+            let text = serde_json::to_vec_pretty(&sbom.render(f)).map_err(|e| e.to_string())?;
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            files.push((file, path.display().to_string()));
+        }
+        Ok::<_, String>((files, inv.packages.len(), sbom.package_count()))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match written {
+        Ok((files, before, after)) => {
+            ctx.report.artifacts.extend(files);
+            ctx.report.packages = Some(crate::report::PackageCounts {
+                original: before,
+                slim: after,
+            });
+        }
+        Err(e) => ctx.warn(format!("SBOMs not written: {e}")),
+    }
 }
 
 /// Phase verify: plain, then (if asked) under the generated seccomp profile.

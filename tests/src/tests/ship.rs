@@ -176,3 +176,157 @@ fn diff_of_an_image_and_its_child() -> Result<()> {
     result?;
     d.assert_clean()
 }
+
+/// The Debian packages of an image as its own dpkg sees them:
+/// `dpkg-query -W` run inside it (the image's entrypoint bypassed).
+fn dpkg_query(image: &str) -> Result<std::collections::BTreeSet<(String, String)>> {
+    let out = docker([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "dpkg-query",
+        image,
+        "-W",
+        "-f",
+        "${Package} ${Version} ${db:Status-Status}\\n",
+    ])?;
+    Ok(out
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (p, v, st) = (w.next()?, w.next()?, w.next()?);
+            (st == "installed").then(|| (p.to_string(), v.to_string()))
+        })
+        .collect())
+}
+
+/// The (name, version) of every Debian package a CycloneDX SBOM lists.
+fn cdx_debian(doc: &Value) -> std::collections::BTreeSet<(String, String)> {
+    doc["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            c["purl"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("pkg:deb/"))
+        })
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or("").to_string(),
+                c["version"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn prop<'a>(c: &'a Value, name: &str) -> Option<&'a str> {
+    c["properties"]
+        .as_array()?
+        .iter()
+        .find(|p| p["name"] == name)?["value"]
+        .as_str()
+}
+
+/// `slim sbom` of python-app in both formats: CycloneDX valid against the
+/// official schema, its Debian packages exactly `dpkg-query -W` inside the
+/// image, SPDX 2.3 with the same packages and purls; `slim build` writes
+/// both SBOMs of the slim image, listing the packages that still have files
+/// with kept/total counts.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
+    let d = Daemon::start("sbom")?;
+    let image = TestImage::PythonApp.ensure()?;
+    let out = d.slim(&["sbom", image, "--format", "cyclonedx-json"])?;
+    failed_with(&out, 0)?;
+    let cdx = json(&out)?;
+    crate::sbom_schema::validate_cyclonedx(&cdx)?;
+    let want = dpkg_query(image)?;
+    let got = cdx_debian(&cdx);
+    ensure!(
+        got == want,
+        "SBOM and dpkg-query differ:\n only in the SBOM: {:?}\n only in dpkg: {:?}",
+        got.difference(&want).collect::<Vec<_>>(),
+        want.difference(&got).collect::<Vec<_>>()
+    );
+    let python3 = cdx["components"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == "python3.11" || c["name"] == "python3")
+        .context("no python3 package")?;
+    ensure!(
+        python3["purl"].as_str().is_some_and(
+            |p| p.starts_with("pkg:deb/debian/python3") && p.contains("distro=debian-12")
+        ),
+        "{python3}"
+    );
+
+    let archive = d.dir.join("python-app.tar");
+    docker(["save", "-o", archive.to_str().unwrap(), image])?;
+    let spdx_path = d.dir.join("python-app.spdx.json");
+    let out = Command::new(bin("slim"))
+        .args([
+            "--socket",
+            "/nonexistent.sock",
+            "sbom",
+            "--format",
+            "spdx-json",
+            "--file",
+        ])
+        .arg(&archive)
+        .arg("--output")
+        .arg(&spdx_path)
+        .output()?;
+    failed_with(&out, 0)?;
+    let spdx: Value = serde_json::from_slice(&std::fs::read(&spdx_path)?)?;
+    ensure!(spdx["spdxVersion"] == "SPDX-2.3" && spdx["dataLicense"] == "CC0-1.0");
+    let spdx_pkgs = spdx["packages"].as_array().map(Vec::len).unwrap_or(0);
+    let cdx_pkgs = cdx["components"].as_array().map(Vec::len).unwrap_or(0);
+    ensure!(
+        spdx_pkgs == cdx_pkgs + 1,
+        "SPDX {spdx_pkgs} packages (image included), CycloneDX {cdx_pkgs}"
+    );
+
+    // slim build writes both SBOMs of the slim image next to its report.
+    let target = "slimd-e2e/sbom-python-app:slim";
+    let (s, _) = d.build_verified(&[image, "--tag", target, "--force"])?;
+    let arts = &s["artifacts"];
+    let cdx_file = arts["python-app-sbom.cdx.json"]
+        .as_str()
+        .with_context(|| format!("no CycloneDX SBOM among {arts}"))?;
+    ensure!(arts["python-app-sbom.spdx.json"].is_string(), "{arts}");
+    let slim_cdx: Value = serde_json::from_slice(&std::fs::read(cdx_file)?)?;
+    crate::sbom_schema::validate_cyclonedx(&slim_cdx)?;
+    let slim_pkgs = cdx_debian(&slim_cdx);
+    ensure!(
+        !slim_pkgs.is_empty() && slim_pkgs.is_subset(&want) && slim_pkgs.len() < want.len(),
+        "slim SBOM: {} of {} Debian packages",
+        slim_pkgs.len(),
+        want.len()
+    );
+    for c in slim_cdx["components"].as_array().into_iter().flatten() {
+        let kept: usize = prop(c, "slimd:files:kept").unwrap_or("0").parse()?;
+        let total: usize = prop(c, "slimd:files:total").unwrap_or("0").parse()?;
+        ensure!(kept >= 1 && kept <= total, "{}: {kept}/{total}", c["name"]);
+    }
+    ensure!(
+        s["packages"]["original"] == cdx_pkgs
+            && s["packages"]["slim"]
+                == slim_cdx["components"].as_array().map(Vec::len).unwrap_or(0),
+        "summary packages {} vs SBOMs",
+        s["packages"]
+    );
+    println!(
+        "python-app: packages {} -> {} (Debian {} -> {})",
+        cdx_pkgs,
+        s["packages"]["slim"],
+        want.len(),
+        slim_pkgs.len()
+    );
+    let _ = docker(["rmi", "-f", target]);
+    d.assert_clean()
+}

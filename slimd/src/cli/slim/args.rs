@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+pub use super::source::ImageSource;
+use crate::sbom::SbomFormat;
+
 use crate::api::types::{
     ApiSpecSource, ContinueAfter, DEFAULT_SOCKET, Granularity, GranularityOverride,
     GranularityOverrideError, KeepOptions, ProbeOptions, RunOptions, SessionKind, SessionRequest,
@@ -35,6 +38,8 @@ pub enum Command {
     Profile(BuildArgs),
     /// Show what an image contains.
     Xray(XrayArgs),
+    /// A bill of materials (SPDX 2.3 or CycloneDX 1.5 JSON) of an image.
+    Sbom(SbomArgs),
     /// What differs between two images (exit 0 same, 1 different, 2 trouble, 3 not found).
     Diff(DiffArgs),
     /// List sessions.
@@ -196,22 +201,31 @@ pub struct DiffArgs {
     pub details: bool,
     /// The sides in command-line order (filled by [`DiffArgs::order`]).
     #[arg(skip)]
-    pub sides: Vec<DiffSide>,
+    pub sides: Vec<ImageSource>,
 }
 
-/// One side of `slim diff`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DiffSide {
-    Image(String),
-    File(PathBuf),
+/// Flags of `sbom`.
+#[derive(Args, Debug)]
+pub struct SbomArgs {
+    /// An image in the engine (its `docker save` stream comes through the daemon).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub image: Option<String>,
+    /// A `docker save` archive or OCI layout (read here, no daemon needed).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "spdx-json")]
+    pub format: SbomFormat,
+    /// Write the document here instead of standard output.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
 }
 
-impl DiffSide {
-    /// How the side is named in the output.
-    pub fn label(&self) -> String {
-        match self {
-            DiffSide::Image(s) => s.clone(),
-            DiffSide::File(p) => p.display().to_string(),
+impl SbomArgs {
+    pub fn source(&self) -> ImageSource {
+        match (&self.image, &self.file) {
+            (_, Some(f)) => ImageSource::File(f.clone()),
+            (Some(i), None) => ImageSource::Image(i.clone()),
+            (None, None) => unreachable!("clap requires one"),
         }
     }
 }
@@ -220,12 +234,12 @@ impl DiffArgs {
     /// Puts the sides in the order the user wrote them, from clap's
     /// argument indices.
     pub fn order(&mut self, m: &clap::ArgMatches) {
-        let mut sides: Vec<(usize, DiffSide)> = Vec::new();
+        let mut sides: Vec<(usize, ImageSource)> = Vec::new();
         if let Some(idx) = m.indices_of("images") {
-            sides.extend(idx.zip(self.images.iter().cloned().map(DiffSide::Image)));
+            sides.extend(idx.zip(self.images.iter().cloned().map(ImageSource::Image)));
         }
         if let Some(idx) = m.indices_of("file") {
-            sides.extend(idx.zip(self.file.iter().cloned().map(DiffSide::File)));
+            sides.extend(idx.zip(self.file.iter().cloned().map(ImageSource::File)));
         }
         sides.sort_by_key(|(i, _)| *i);
         self.sides = sides.into_iter().map(|(_, s)| s).collect();

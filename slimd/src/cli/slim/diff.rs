@@ -4,18 +4,30 @@
 //! compared by [`crate::diff`]. Exit codes like diff(1): 0 same, 1
 //! different, 2 trouble, 3 image not found.
 
-use std::path::Path;
 use std::process::ExitCode;
 
-use super::{DiffArgs, DiffSide};
+use super::source::{self, ImageSource};
+use super::{DiffArgs, Failure};
 use crate::api::{client::Client, types::FailureKind};
 use crate::diff::ImageDiff;
-use crate::image::Image;
 
-/// Why a side could not be read, with its exit code.
+/// Why the diff could not be made, with its exit code.
 struct Trouble {
     code: u8,
     message: String,
+}
+
+impl From<Failure> for Trouble {
+    fn from(f: Failure) -> Self {
+        Trouble {
+            code: if f.kind == FailureKind::ImageNotFound {
+                3
+            } else {
+                2
+            },
+            message: f.message,
+        }
+    }
 }
 
 pub(super) async fn diff(client: &Client, a: &DiffArgs, json: bool) -> ExitCode {
@@ -29,7 +41,7 @@ pub(super) async fn diff(client: &Client, a: &DiffArgs, json: bool) -> ExitCode 
 }
 
 async fn run(client: &Client, a: &DiffArgs, json: bool) -> Result<u8, Trouble> {
-    let [side_a, side_b] = <[DiffSide; 2]>::try_from(a.sides.clone()).map_err(|s| Trouble {
+    let [side_a, side_b] = <[ImageSource; 2]>::try_from(a.sides.clone()).map_err(|s| Trouble {
         code: 2,
         message: format!(
             "give two sides, each an IMAGE or --file ARCHIVE ({} given)",
@@ -40,8 +52,8 @@ async fn run(client: &Client, a: &DiffArgs, json: bool) -> Result<u8, Trouble> {
         code: 2,
         message: format!("scratch directory: {e}"),
     })?;
-    let img_a = read_side(client, &side_a, &scratch.path().join("a")).await?;
-    let img_b = read_side(client, &side_b, &scratch.path().join("b")).await?;
+    let img_a = source::read(client, &side_a, &scratch.path().join("a")).await?;
+    let img_b = source::read(client, &side_b, &scratch.path().join("b")).await?;
     let (la, lb) = (side_a.label(), side_b.label());
     let mut d = tokio::task::spawn_blocking(move || ImageDiff::compute(&img_a, &la, &img_b, &lb))
         .await
@@ -56,45 +68,4 @@ async fn run(client: &Client, a: &DiffArgs, json: bool) -> Result<u8, Trouble> {
         print!("{}", crate::report::diff::render_diff(&d, a.details));
     }
     Ok(d.exit_code())
-}
-
-async fn read_side(client: &Client, side: &DiffSide, scratch: &Path) -> Result<Image, Trouble> {
-    std::fs::create_dir_all(scratch).map_err(|e| Trouble {
-        code: 2,
-        message: format!("{}: {e}", scratch.display()),
-    })?;
-    let scratch = scratch.to_path_buf();
-    let label = side.label();
-    let read = match side {
-        DiffSide::File(path) => {
-            let path = path.clone();
-            tokio::task::spawn_blocking(move || Image::open(&path, &scratch)).await
-        }
-        DiffSide::Image(name) => {
-            let stream = client.export(name).await.map_err(|e| Trouble {
-                code: if e.kind() == FailureKind::ImageNotFound {
-                    3
-                } else {
-                    2
-                },
-                message: e.to_string(),
-            })?;
-            let reader = tokio_util::io::StreamReader::new(stream);
-            let rt = tokio::runtime::Handle::current();
-            tokio::task::spawn_blocking(move || {
-                let _guard = rt.enter();
-                let sync = tokio_util::io::SyncIoBridge::new(reader);
-                Image::from_save_stream(std::io::BufReader::with_capacity(1 << 20, sync), &scratch)
-            })
-            .await
-        }
-    };
-    read.map_err(|e| Trouble {
-        code: 2,
-        message: e.to_string(),
-    })?
-    .map_err(|e| Trouble {
-        code: 2,
-        message: format!("{label}: {}", crate::image::name::show(&e.to_string())),
-    })
 }
