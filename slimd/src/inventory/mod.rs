@@ -12,12 +12,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::{ImageFs, PackageDb, PackageManager};
+use crate::image::{ImageFs, PackageDb, PackageManager, ResolveOptions};
 use crate::resolve::options::Ecosystem as UnitEcosystem;
 use crate::resolve::packages::Catalog;
 
 pub mod license;
 mod purl;
+pub mod trim;
 pub mod version;
 
 pub use purl::purl;
@@ -194,13 +195,21 @@ impl Inventory {
     }
 }
 
+/// Where a listed path is in the image: itself, or where symlinked parent
+/// directories lead (dpkg lists `/bin/ls`, which is `/usr/bin/ls` on a
+/// merged-/usr system). `None` when it is missing or a directory.
+pub fn real_path(fs: &ImageFs, listed: &str) -> Option<String> {
+    if let Some(e) = fs.get(listed) {
+        return (!e.is_dir()).then(|| listed.to_string());
+    }
+    let r = fs.resolve(listed, ResolveOptions::no_follow()).ok()?;
+    (r.exists && fs.get(&r.path).is_some_and(|e| !e.is_dir())).then_some(r.path)
+}
+
 /// The listed paths that are files, symlinks or other non-directories in
-/// the image, sorted and without repeats.
+/// the image (at their real paths), sorted and without repeats.
 fn present_files<'a>(fs: &ImageFs, listed: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = listed
-        .filter(|f| fs.get(f).is_some_and(|e| !e.is_dir()))
-        .map(str::to_string)
-        .collect();
+    let mut out: Vec<String> = listed.filter_map(|f| real_path(fs, f)).collect();
     out.sort();
     out.dedup();
     out

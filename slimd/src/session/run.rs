@@ -611,9 +611,14 @@ async fn finish_build(
         return Ok(());
     };
     let archive = ctx.scratch.join("slim.tar");
-    let written = {
+    let selection = {
         let image = image.clone();
         let selection = keep.selection();
+        tokio::task::spawn_blocking(move || with_package_db(&image, selection)).await?
+    };
+    let written = {
+        let image = image.clone();
+        let selection = selection.clone();
         let archive = archive.clone();
         let scratch = ctx.scratch.clone();
         let mut opts = WriteOptions {
@@ -635,7 +640,7 @@ async fn finish_build(
         })
         .await??
     };
-    let sbom_input = (image, keep.selection());
+    let sbom_input = (image, selection);
     ctx.done(Some(format!(
         "{} entries, {} in one layer",
         written.entry_count,
@@ -667,6 +672,30 @@ async fn finish_build(
     )));
 
     verify(ctx, &target, &slim_info, &original, &hardening).await
+}
+
+/// The selection plus the original's package databases trimmed to what it
+/// keeps (see [`crate::inventory::trim`]): scanners then report what the
+/// slim image really holds.
+fn with_package_db(
+    image: &crate::image::Image,
+    mut selection: crate::image::Selection,
+) -> crate::image::Selection {
+    let db = {
+        let kept = |p: &str| selection.contains(p);
+        crate::inventory::trim::trim(&image.fs, &kept)
+    };
+    for p in &db.keep {
+        selection.insert(p);
+    }
+    for f in db.files {
+        let mut e = crate::image::SyntheticEntry::file(&f.path, f.content, f.mode);
+        if let Some(orig) = image.fs.get(&f.path) {
+            (e.uid, e.gid, e.mtime) = (orig.uid, orig.gid, orig.mtime);
+        }
+        selection.add_synthetic(e);
+    }
+    selection
 }
 
 /// Writes the slim image's SBOMs (SPDX and CycloneDX) next to the report:

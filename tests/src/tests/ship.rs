@@ -180,18 +180,22 @@ fn diff_of_an_image_and_its_child() -> Result<()> {
 /// The Debian packages of an image as its own dpkg sees them:
 /// `dpkg-query -W` run inside it (the image's entrypoint bypassed).
 fn dpkg_query(image: &str) -> Result<std::collections::BTreeSet<(String, String)>> {
-    let out = docker([
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "dpkg-query",
-        image,
-        "-W",
-        "-f",
-        "${Package} ${Version} ${db:Status-Status}\\n",
-    ])?;
+    dpkg_query_with(image, &[], &[])
+}
+
+/// `dpkg-query -W` run inside `image` with extra `docker run` arguments
+/// and dpkg options (e.g. another database through `--admindir`).
+fn dpkg_query_with(
+    image: &str,
+    run_args: &[&str],
+    dpkg_args: &[&str],
+) -> Result<std::collections::BTreeSet<(String, String)>> {
+    let mut args = vec!["run", "--rm", "--network", "none"];
+    args.extend_from_slice(run_args);
+    args.extend_from_slice(&["--entrypoint", "dpkg-query", image]);
+    args.extend_from_slice(dpkg_args);
+    args.extend_from_slice(&["-W", "-f", "${Package} ${Version} ${db:Status-Status}\\n"]);
+    let out = docker(args)?;
     Ok(out
         .lines()
         .filter_map(|l| {
@@ -319,6 +323,46 @@ fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
                 == slim_cdx["components"].as_array().map(Vec::len).unwrap_or(0),
         "summary packages {} vs SBOMs",
         s["packages"]
+    );
+    // The slim image carries a trimmed dpkg database: the original's dpkg,
+    // pointed at it, lists exactly the slim SBOM's Debian packages.
+    let db_dir = d.dir.join("slim-dpkg");
+    let _ = std::fs::remove_dir_all(&db_dir);
+    let cid = docker(["create", target])?.trim().to_string();
+    let copied = docker([
+        "cp",
+        &format!("{cid}:/var/lib/dpkg"),
+        db_dir.to_str().unwrap(),
+    ]);
+    let _ = docker(["rm", "-f", &cid]);
+    copied.context("the slim image has no /var/lib/dpkg")?;
+    let mount = format!("{}:/slim-dpkg:ro", db_dir.display());
+    let slim_dpkg = dpkg_query_with(image, &["-v", &mount], &["--admindir=/slim-dpkg"])?;
+    ensure!(
+        slim_dpkg == slim_pkgs,
+        "trimmed dpkg database and slim SBOM differ:\n only in dpkg: {:?}\n only in the SBOM: {:?}",
+        slim_dpkg.difference(&slim_pkgs).collect::<Vec<_>>(),
+        slim_pkgs.difference(&slim_dpkg).collect::<Vec<_>>()
+    );
+    let list = std::fs::read_to_string(db_dir.join("info/libc6:amd64.list"))
+        .or_else(|_| std::fs::read_to_string(db_dir.join("info/libc6.list")))
+        .context("libc6's list is gone from the slim image")?;
+    let original_list = docker([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "cat",
+        image,
+        "/var/lib/dpkg/info/libc6:amd64.list",
+    ])?;
+    ensure!(
+        list.lines().count() < original_list.lines().count()
+            && list.lines().all(|l| original_list.lines().any(|o| o == l)),
+        "libc6's list is not trimmed: {} of {} lines",
+        list.lines().count(),
+        original_list.lines().count()
     );
     println!(
         "python-app: packages {} -> {} (Debian {} -> {})",
