@@ -26,3 +26,4 @@ pub mod resolve;
 pub mod sbom;
 pub mod session;
 pub mod tracer;
+pub mod vuln;
