@@ -11,6 +11,7 @@
 
 pub mod diff;
 mod text;
+pub mod vuln;
 pub mod xray;
 
 pub use text::{reason_text, render_report, render_summary};

@@ -364,6 +364,103 @@ fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
         list.lines().count(),
         original_list.lines().count()
     );
+    // The vulnerability delta against a fixture OSV database written here
+    // for packages this image has: one the slim image keeps (R) and one it
+    // dropped (G).
+    let (r_name, r_ver) = slim_pkgs.iter().next().context("no kept package")?.clone();
+    let (g_name, g_ver) = want
+        .difference(&slim_pkgs)
+        .next()
+        .context("slimming removed no package")?
+        .clone();
+    let osv = d.dir.join("osv");
+    std::fs::create_dir_all(&osv)?;
+    let rec = |id: &str, name: &str, events: Value| {
+        serde_json::json!({
+            "id": id,
+            "summary": format!("fixture advisory for {name}"),
+            "affected": [{"package": {"ecosystem": "Debian:12", "name": name},
+                          "ranges": [{"type": "ECOSYSTEM", "events": events}]}],
+            "database_specific": {"severity": "medium"},
+        })
+    };
+    let fixed_r = format!("{r_ver}+zz1");
+    for (id, v) in [
+        (
+            "TEST-FIXED-R",
+            rec(
+                "TEST-FIXED-R",
+                &r_name,
+                serde_json::json!([{"introduced": "0"}, {"fixed": fixed_r}]),
+            ),
+        ),
+        (
+            "TEST-LAST-G",
+            rec(
+                "TEST-LAST-G",
+                &g_name,
+                serde_json::json!([{"introduced": "0"}, {"last_affected": g_ver}]),
+            ),
+        ),
+        (
+            "TEST-UNAFFECTED-R",
+            rec(
+                "TEST-UNAFFECTED-R",
+                &r_name,
+                serde_json::json!([{"introduced": "0"}, {"fixed": r_ver}]),
+            ),
+        ),
+        (
+            "TEST-UNAFFECTED-G",
+            rec(
+                "TEST-UNAFFECTED-G",
+                &g_name,
+                serde_json::json!([{"introduced": "0"}, {"fixed": format!("{g_ver}~")}]),
+            ),
+        ),
+    ] {
+        std::fs::write(osv.join(format!("{id}.json")), v.to_string())?;
+    }
+    let out = d.slim(&[
+        "--json",
+        "vuln",
+        image,
+        "--against",
+        target,
+        "--db",
+        osv.to_str().unwrap(),
+    ])?;
+    failed_with(&out, 0)?;
+    let v = json(&out)?;
+    let ids = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f["id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    ensure!(
+        ids("original") == ["TEST-FIXED-R", "TEST-LAST-G"],
+        "original: {}",
+        v["original"]
+    );
+    ensure!(ids("slim") == ["TEST-FIXED-R"], "slim: {}", v["slim"]);
+    ensure!(
+        ids("removed") == ["TEST-LAST-G"],
+        "removed: {}",
+        v["removed"]
+    );
+    ensure!(
+        v["remaining"][0]["fixed"] == fixed_r.as_str()
+            && v["remaining"][0]["kept_files"][0].as_u64() >= Some(1),
+        "remaining: {}",
+        v["remaining"]
+    );
+    println!(
+        "python-app: advisories with the fixture database {} -> {}",
+        ids("original").len(),
+        ids("slim").len()
+    );
     println!(
         "python-app: packages {} -> {} (Debian {} -> {})",
         cdx_pkgs,

@@ -40,6 +40,9 @@ pub enum Command {
     Xray(XrayArgs),
     /// A bill of materials (SPDX 2.3 or CycloneDX 1.5 JSON) of an image.
     Sbom(SbomArgs),
+    /// Advisories of an image from an offline OSV database, and with
+    /// --against its slim image, which slimming removed.
+    Vuln(VulnArgs),
     /// What differs between two images (exit 0 same, 1 different, 2 trouble, 3 not found).
     Diff(DiffArgs),
     /// List sessions.
@@ -202,6 +205,45 @@ pub struct DiffArgs {
     /// The sides in command-line order (filled by [`DiffArgs::order`]).
     #[arg(skip)]
     pub sides: Vec<ImageSource>,
+}
+
+/// Flags of `vuln`.
+#[derive(Args, Debug)]
+pub struct VulnArgs {
+    /// An image in the engine (its `docker save` stream comes through the daemon).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub image: Option<String>,
+    /// A `docker save` archive or OCI layout.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The slim image to compare with (an image in the engine).
+    #[arg(long, value_name = "SLIM", conflicts_with = "against_file")]
+    pub against: Option<String>,
+    /// The slim image to compare with, as an archive.
+    #[arg(long, value_name = "PATH")]
+    pub against_file: Option<PathBuf>,
+    /// The OSV database: a directory of records or an `all.zip` (or a
+    /// directory of them).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+}
+
+impl VulnArgs {
+    pub fn source(&self) -> ImageSource {
+        match (&self.image, &self.file) {
+            (_, Some(f)) => ImageSource::File(f.clone()),
+            (Some(i), None) => ImageSource::Image(i.clone()),
+            (None, None) => unreachable!("clap requires one"),
+        }
+    }
+
+    pub fn against(&self) -> Option<ImageSource> {
+        match (&self.against, &self.against_file) {
+            (_, Some(f)) => Some(ImageSource::File(f.clone())),
+            (Some(i), None) => Some(ImageSource::Image(i.clone())),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Flags of `sbom`.

@@ -1,6 +1,6 @@
 //! `slim`: the client. Talks to the daemon through `api::client` only.
 //! One file per subcommand family ([`build`] for build, profile and attach;
-//! [`xray`]; [`diff`]; [`sbom`]; [`sessions`] for sessions, report and cancel; [`status`]), the
+//! [`xray`]; [`diff`]; [`sbom`]; [`vuln`]; [`sessions`] for sessions, report and cancel; [`status`]), the
 //! flags in [`args`], the progress display in [`progress`].
 //!
 //! Exit codes: 0 success; 1 daemon/engine/internal error; 2 bad usage;
@@ -19,11 +19,14 @@ mod sbom;
 mod sessions;
 mod source;
 mod status;
+mod vuln;
 mod xray;
 
 use std::process::ExitCode;
 
-pub use args::{BuildArgs, Cli, Command, DiffArgs, ImageSource, SbomArgs, XrayArgs, parse};
+pub use args::{
+    BuildArgs, Cli, Command, DiffArgs, ImageSource, SbomArgs, VulnArgs, XrayArgs, parse,
+};
 
 use crate::api::{
     client::{Client, ClientError},
@@ -39,6 +42,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Xray(a) => xray::xray(&client, a, cli.json).await,
         Command::Diff(a) => return diff::diff(&client, a, cli.json).await,
         Command::Sbom(a) => sbom::sbom(&client, a).await,
+        Command::Vuln(a) => vuln::vuln(&client, a, cli.json).await,
         Command::Sessions => sessions::sessions(&client, cli.json).await,
         Command::Report { id } => sessions::show_report(&client, id, cli.json).await,
         Command::Attach { id } => match client.follow(id).await {
