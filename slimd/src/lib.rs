@@ -8,8 +8,11 @@
 //! from the run, `host` reading what the host kernel says about a
 //! container's processes, and `report` explaining the result. `model` is the
 //! session vocabulary everyone shares; `api` is the socket protocol between
-//! the daemon and the `slim` CLI, and `cli` their front ends. No module
-//! imports one that imports it back.
+//! the daemon and the `slim` CLI, and `cli` their front ends. Beside the
+//! image library, `inventory` (one package list across every database),
+//! `diff`, `sbom` and `vuln` answer *what do you ship*: pure functions over
+//! read images, usable on archives without a daemon. No module imports one
+//! that imports it back.
 
 pub mod api;
 pub mod cli;
