@@ -211,6 +211,9 @@ pub struct Report {
     /// slim image (what its SBOMs list).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packages: Option<PackageCounts>,
+    /// Advisories of the original and the slim image (`--vuln-db`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vuln: Option<crate::vuln::VulnReport>,
     pub warnings: Vec<String>,
 }
 
@@ -306,6 +309,11 @@ impl Report {
             "sizes": self.sizes,
             "kept_paths": self.kept.len(),
             "packages": self.packages,
+            "advisories": self.vuln.as_ref().map(|v| json!({
+                "original": v.original.len(),
+                "slim": v.slim.as_ref().map(Vec::len).unwrap_or(0),
+                "removed": v.removed.len(),
+            })),
             "execs": self.execs.len(),
             "listening": self.listening,
             "connections": self.connections,

@@ -30,6 +30,12 @@ pub fn render_summary(s: &Value) -> String {
             p["original"], p["slim"]
         ));
     }
+    if let Some(a) = s.get("advisories").filter(|v| !v.is_null()) {
+        out.push_str(&format!(
+            "  advisories {} -> {}  ({} removed by slimming)\n",
+            a["original"], a["slim"], a["removed"]
+        ));
+    }
     if let Some(t) = s["target"].as_str().filter(|_| kind == "build") {
         out.push_str(&format!("  image     {t}\n"));
     }

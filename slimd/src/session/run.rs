@@ -715,10 +715,27 @@ async fn write_sboms(
         slim_id.to_string(),
         ctx.report.image.clone(),
     );
+    let vuln_db = ctx.req.vuln_db.clone();
     let written = tokio::task::spawn_blocking(move || {
         let inv = crate::inventory::Inventory::read(&image.fs);
         let kept = |p: &str| selection.contains(p);
         let sbom = Sbom::of_slim(&target_s, &slim_id_s, &original, &image.fs, &inv, &kept);
+        let vuln = vuln_db.map(|db| {
+            let db = crate::vuln::osv::Database::open(&db).map_err(|e| e.to_string())?;
+            // The slim image's inventory: what its trimmed databases list.
+            let slim_inv = crate::inventory::Inventory {
+                packages: sbom
+                    .packages
+                    .iter()
+                    .map(|p| crate::inventory::InventoryPackage {
+                        files: p.files.iter().map(|f| f.path.clone()).collect(),
+                        ..p.package.clone()
+                    })
+                    .collect(),
+                distro: inv.distro.clone(),
+            };
+            Ok::<_, String>(crate::vuln::VulnReport::delta(&inv, &slim_inv, &db))
+        });
         let mut files = Vec::new();
         for f in [SbomFormat::SpdxJson, SbomFormat::CycloneDxJson] {
             let file = format!("{name}-{}", f.suffix());
@@ -727,18 +744,23 @@ async fn write_sboms(
             std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
             files.push((file, path.display().to_string()));
         }
-        Ok::<_, String>((files, inv.packages.len(), sbom.package_count()))
+        Ok::<_, String>((files, inv.packages.len(), sbom.package_count(), vuln))
     })
     .await
     .map_err(|e| e.to_string())
     .and_then(|r| r);
     match written {
-        Ok((files, before, after)) => {
+        Ok((files, before, after, vuln)) => {
             ctx.report.artifacts.extend(files);
             ctx.report.packages = Some(crate::report::PackageCounts {
                 original: before,
                 slim: after,
             });
+            match vuln {
+                Some(Ok(v)) => ctx.report.vuln = Some(v),
+                Some(Err(e)) => ctx.warn(format!("--vuln-db: {e}")),
+                None => {}
+            }
         }
         Err(e) => ctx.warn(format!("SBOMs not written: {e}")),
     }

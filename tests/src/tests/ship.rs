@@ -297,9 +297,29 @@ fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
         "SPDX {spdx_pkgs} packages (image included), CycloneDX {cdx_pkgs}"
     );
 
+    // A database with one advisory for every Debian package of the image
+    // (fixed in a later version), for `slim build --vuln-db`.
+    let all_db = d.dir.join("osv-all");
+    std::fs::create_dir_all(&all_db)?;
+    for (i, (name, ver)) in want.iter().enumerate() {
+        let rec = serde_json::json!({
+            "id": format!("ALL-{i:03}"),
+            "affected": [{"package": {"ecosystem": "Debian:12", "name": name},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": format!("{ver}+zz1")}]}]}],
+        });
+        std::fs::write(all_db.join(format!("ALL-{i:03}.json")), rec.to_string())?;
+    }
+
     // slim build writes both SBOMs of the slim image next to its report.
     let target = "slimd-e2e/sbom-python-app:slim";
-    let (s, _) = d.build_verified(&[image, "--tag", target, "--force"])?;
+    let (s, _) = d.build_verified(&[
+        image,
+        "--tag",
+        target,
+        "--force",
+        "--vuln-db",
+        all_db.to_str().unwrap(),
+    ])?;
     let arts = &s["artifacts"];
     let cdx_file = arts["python-app-sbom.cdx.json"]
         .as_str()
@@ -457,6 +477,35 @@ fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
             && v["remaining"][0]["kept_files"][0].as_u64() >= Some(1),
         "remaining: {}",
         v["remaining"]
+    );
+    // The build's advisories agree with `slim vuln --against` on the same
+    // database.
+    let out = d.slim(&[
+        "--json",
+        "vuln",
+        image,
+        "--against",
+        target,
+        "--db",
+        all_db.to_str().unwrap(),
+    ])?;
+    failed_with(&out, 0)?;
+    let all = json(&out)?;
+    let n = |k: &str| all[k].as_array().map(Vec::len).unwrap_or(usize::MAX);
+    ensure!(
+        n("original") >= want.len()
+            && s["advisories"]
+                == serde_json::json!({"original": n("original"), "slim": n("slim"), "removed": n("removed")}),
+        "build summary {} vs slim vuln {}/{}/{}",
+        s["advisories"],
+        n("original"),
+        n("slim"),
+        n("removed")
+    );
+    println!(
+        "python-app: advisories with one per Debian package {} -> {}",
+        n("original"),
+        n("slim")
     );
     println!(
         "python-app: advisories with the fixture database {} -> {}",

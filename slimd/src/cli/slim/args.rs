@@ -177,6 +177,10 @@ pub struct BuildArgs {
     /// Keep the session running if this command is interrupted.
     #[arg(long)]
     pub detach: bool,
+    /// An offline OSV database (a directory of records or an `all.zip`):
+    /// the report and summary get the advisories before and after.
+    #[arg(long, value_name = "PATH")]
+    pub vuln_db: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -402,6 +406,14 @@ impl BuildArgs {
             verify_seccomp: self.verify_seccomp && kind == SessionKind::Build,
             detach: self.detach,
             from_profile: self.from_profile.clone(),
+            // The daemon reads it: an absolute path, checked here first.
+            vuln_db: self
+                .vuln_db
+                .as_deref()
+                .map(|p| {
+                    std::fs::canonicalize(p).map_err(|e| format!("--vuln-db {}: {e}", p.display()))
+                })
+                .transpose()?,
         })
     }
 }
