@@ -709,7 +709,8 @@ async fn write_sboms(
 ) {
     use crate::sbom::{Sbom, SbomFormat};
     let dir = ctx.daemon.session_dir(&ctx.handle.id);
-    let name = super::artifacts::artifact_name(target);
+    // Named like the run's other artifacts (after the original).
+    let name = super::artifacts::artifact_name(&ctx.report.image);
     let (target_s, slim_id_s, original) = (
         target.to_string(),
         slim_id.to_string(),
