@@ -390,11 +390,40 @@ fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
     // The vulnerability delta against a fixture OSV database written here
     // for packages this image has: one the slim image keeps (R) and one it
     // dropped (G).
-    let (r_name, r_ver) = slim_pkgs.iter().next().context("no kept package")?.clone();
+    // Debian advisories name source packages and match every binary built
+    // from one: pick packages that are their own only binary, so that each
+    // record matches exactly one package.
+    let sources = docker([
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "dpkg-query",
+        image,
+        "-W",
+        "-f",
+        "${Package} ${source:Package}\\n",
+    ])?;
+    let sources: Vec<(String, String)> = sources
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(p, s)| (p.to_string(), s.trim().to_string()))
+        .collect();
+    let alone = |name: &str| {
+        sources.iter().all(|(p, s)| {
+            p == name || (s != name && !sources.iter().any(|(q, t)| q == name && t == s))
+        })
+    };
+    let (r_name, r_ver) = slim_pkgs
+        .iter()
+        .find(|(n, _)| alone(n))
+        .context("no kept package that is its source's only binary")?
+        .clone();
     let (g_name, g_ver) = want
         .difference(&slim_pkgs)
-        .next()
-        .context("slimming removed no package")?
+        .find(|(n, _)| alone(n))
+        .context("slimming removed no package that is its source's only binary")?
         .clone();
     let osv = d.dir.join("osv");
     std::fs::create_dir_all(&osv)?;
