@@ -9,6 +9,7 @@
 
 pub mod matching;
 pub mod osv;
+pub mod scanner;
 
 #[cfg(test)]
 mod tests;

@@ -508,6 +508,47 @@ fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
         "remaining: {}",
         v["remaining"]
     );
+    // Other scanners beside ours: run when installed; otherwise skipped,
+    // with the reason printed, and slim refuses to pretend.
+    for scanner in ["trivy", "grype", "osv-scanner"] {
+        let installed = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(scanner).is_file()));
+        let out = d.slim(&[
+            "--json",
+            "vuln",
+            image,
+            "--against",
+            target,
+            "--db",
+            osv.to_str().unwrap(),
+            "--scanner",
+            scanner,
+        ])?;
+        if installed {
+            failed_with(&out, 0)?;
+            let v = json(&out)?;
+            ensure!(v["scanners"][0]["scanner"] == scanner, "{}", v["scanners"]);
+            println!(
+                "{scanner}: {} -> {}",
+                v["scanners"][0]["original"]
+                    .as_array()
+                    .map(Vec::len)
+                    .unwrap_or(0),
+                v["scanners"][0]["slim"]
+                    .as_array()
+                    .map(Vec::len)
+                    .unwrap_or(0)
+            );
+        } else {
+            let err = failed_with(&out, 2)?;
+            ensure!(
+                err.contains(&format!("{scanner} is not installed")),
+                "{err}"
+            );
+            println!("skipped the {scanner} delta: {scanner} is not installed (not on PATH)");
+        }
+    }
+
     // The build's advisories agree with `slim vuln --against` on the same
     // database.
     let out = d.slim(&[

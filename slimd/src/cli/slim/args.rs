@@ -230,6 +230,10 @@ pub struct VulnArgs {
     /// directory of them).
     #[arg(long, value_name = "PATH")]
     pub db: PathBuf,
+    /// Also run this scanner on both images (it must be on PATH) and show
+    /// its delta beside ours; needs --against.
+    #[arg(long, value_enum)]
+    pub scanner: Vec<crate::vuln::scanner::Scanner>,
 }
 
 impl VulnArgs {

@@ -32,6 +32,34 @@ fn failure(kind: FailureKind, message: String) -> Failure {
     Failure { kind, message }
 }
 
+/// The image as a `docker save` archive on disk: an archive as given, an
+/// engine image exported through the daemon into `dir` (for other tools).
+pub(super) async fn archive(
+    client: &Client,
+    source: &ImageSource,
+    dir: &Path,
+) -> Result<PathBuf, Failure> {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    match source {
+        ImageSource::File(p) => Ok(p.clone()),
+        ImageSource::Image(name) => {
+            let io = |e: std::io::Error| {
+                failure(FailureKind::Internal, format!("{}: {e}", dir.display()))
+            };
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let path = dir.join("image.tar");
+            let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+            let mut stream = std::pin::pin!(client.export(name).await.map_err(Failure::from)?);
+            while let Some(chunk) = stream.next().await {
+                file.write_all(&chunk.map_err(io)?).await.map_err(io)?;
+            }
+            file.flush().await.map_err(io)?;
+            Ok(path)
+        }
+    }
+}
+
 /// Reads the image into `scratch`.
 pub(super) async fn read(
     client: &Client,

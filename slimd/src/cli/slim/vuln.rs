@@ -14,6 +14,19 @@ pub(super) async fn vuln(client: &Client, a: &VulnArgs, json: bool) -> Result<Ex
         kind: FailureKind::Internal,
         message,
     };
+    if !a.scanner.is_empty() && a.against().is_none() {
+        return Err(Failure {
+            kind: FailureKind::Usage,
+            message: "--scanner compares two images: give --against or --against-file".into(),
+        });
+    }
+    // A scanner that is not installed is said at once, before any work.
+    if let Some(s) = a.scanner.iter().find(|s| !s.installed()) {
+        return Err(Failure {
+            kind: FailureKind::Usage,
+            message: crate::vuln::scanner::ScannerError::NotInstalled(s.program()).to_string(),
+        });
+    }
     let db_path = a.db.clone();
     let db = tokio::task::spawn_blocking(move || Database::open(&db_path))
         .await
@@ -28,6 +41,21 @@ pub(super) async fn vuln(client: &Client, a: &VulnArgs, json: bool) -> Result<Ex
         Some(s) => Some(source::read(client, &s, &scratch.path().join("b")).await?),
         None => None,
     };
+    let mut scanners = Vec::new();
+    if let Some(against) = a.against()
+        && !a.scanner.is_empty()
+    {
+        let orig = source::archive(client, &a.source(), &scratch.path().join("xa")).await?;
+        let slim = source::archive(client, &against, &scratch.path().join("xb")).await?;
+        for s in a.scanner.clone() {
+            let (o, sl) = (orig.clone(), slim.clone());
+            let d = tokio::task::spawn_blocking(move || s.delta(&o, &sl))
+                .await
+                .map_err(|e| internal(e.to_string()))?
+                .map_err(|e| internal(e.to_string()))?;
+            scanners.push(d);
+        }
+    }
     let report = tokio::task::spawn_blocking(move || {
         let inv = Inventory::read(&img.fs);
         match slim {
@@ -38,12 +66,22 @@ pub(super) async fn vuln(client: &Client, a: &VulnArgs, json: bool) -> Result<Ex
     .await
     .map_err(|e| internal(e.to_string()))?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        let mut v = serde_json::to_value(&report).map_err(|e| internal(e.to_string()))?;
+        if !scanners.is_empty() {
+            v["scanners"] = serde_json::to_value(&scanners).map_err(|e| internal(e.to_string()))?;
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
         print!("{}", crate::report::vuln::render_vuln(&report));
+        for s in &scanners {
+            println!(
+                "{:<12} {} -> {}  ({} removed by slimming)",
+                s.scanner.program(),
+                s.original.len(),
+                s.slim.len(),
+                s.removed.len()
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
