@@ -68,6 +68,9 @@ pub struct SessionRequest {
     /// Build from a finished watch/profile session's observations instead
     /// of running the app (`slim build --from-profile ID`).
     pub from_profile: Option<String>,
+    /// An offline OSV database (directory or `all.zip`, an absolute path the
+    /// daemon reads): the build report gets the vulnerability delta.
+    pub vuln_db: Option<std::path::PathBuf>,
 }
 
 /// The phases of a session, in order.

@@ -34,6 +34,7 @@ mod hostile_image;
 mod lang_images;
 mod names_image;
 mod probing_app;
+pub mod sbom_schema;
 mod server_images;
 #[cfg(test)]
 mod tests;

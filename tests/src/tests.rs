@@ -18,6 +18,7 @@ mod names;
 mod probe_docker;
 mod probing;
 mod servers;
+mod ship;
 mod tracer;
 mod verify;
 mod watch;

@@ -50,7 +50,7 @@ use tokio::{
 use tower::ServiceExt;
 
 use super::limits::{self, MAX_BODY, RequestError};
-use super::types::{ApiError, Caller, FailureKind, Progress, XrayRequest};
+use super::types::{ApiError, Caller, ExportRequest, FailureKind, Progress, XrayRequest};
 use crate::session::{Daemon, SessionHandle, valid_id};
 
 /// Time a client has to send a request's head.
@@ -279,6 +279,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}/continue", post(continue_session))
         .route("/v1/sessions/{id}/host-results", post(host_results))
         .route("/v1/xray", post(xray))
+        .route("/v1/images/export", post(export_image))
         .with_state(state)
 }
 
@@ -625,6 +626,23 @@ async fn xray(State(s): State<AppState>, req: Request) -> Response {
     };
     match crate::session::xray(&s.daemon, &req.image).await {
         Ok(report) => Json(report).into_response(),
+        Err(e) => {
+            let status = match e.kind {
+                FailureKind::ImageNotFound => StatusCode::NOT_FOUND,
+                FailureKind::Usage => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, Json(e)).into_response()
+        }
+    }
+}
+
+async fn export_image(State(s): State<AppState>, Json(req): Json<ExportRequest>) -> Response {
+    match crate::session::export_stream(&s.daemon, &req.image).await {
+        Ok(stream) => Response::builder()
+            .header("content-type", "application/x-tar")
+            .body(Body::from_stream(stream))
+            .unwrap(),
         Err(e) => {
             let status = match e.kind {
                 FailureKind::ImageNotFound => StatusCode::NOT_FOUND,

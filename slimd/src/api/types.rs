@@ -30,3 +30,10 @@ pub const DEFAULT_SOCKET: &str = "/run/slimd/slimd.sock";
 pub struct XrayRequest {
     pub image: String,
 }
+
+/// `POST /v1/images/export`: the image's `docker save` tar, streamed (for
+/// `slim diff` and other commands that read an engine image in the client).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
+    pub image: String,
+}

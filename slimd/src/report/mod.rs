@@ -9,9 +9,11 @@
 //! name and message in it into the form people read (a byte that is not
 //! UTF-8 as `\xNN`), once, right before it is written.
 
+pub mod diff;
 pub mod html;
 mod text;
 pub mod tree;
+pub mod vuln;
 pub mod xray;
 
 pub use text::{reason_text, render_report, render_summary};
@@ -210,13 +212,27 @@ pub struct Report {
     pub seccomp: Option<crate::harden::SeccompSummary>,
     /// Ports served and destinations reached, as the profiles see them.
     pub network: Option<crate::harden::NetworkSummary>,
-    /// Generated files (seccomp profile, network policy) by name.
+    /// Generated files (seccomp profile, network policy, SBOMs) by name.
     pub artifacts: BTreeMap<String, String>,
+    /// Packages of the original, and those that still have files in the
+    /// slim image (what its SBOMs list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackageCounts>,
+    /// Advisories of the original and the slim image (`--vuln-db`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vuln: Option<crate::vuln::VulnReport>,
     pub warnings: Vec<String>,
     /// The original's bytes by directory and package, kept or dropped
     /// (absent from reports written before it existed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tree: Option<tree::SizeTree>,
+}
+
+/// Packages before and after slimming.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PackageCounts {
+    pub original: usize,
+    pub slim: usize,
 }
 
 impl Report {
@@ -307,6 +323,12 @@ impl Report {
             "state": self.state,
             "sizes": self.sizes,
             "kept_paths": self.kept.len(),
+            "packages": self.packages,
+            "advisories": self.vuln.as_ref().map(|v| json!({
+                "original": v.original.len(),
+                "slim": v.slim.as_ref().map(Vec::len).unwrap_or(0),
+                "removed": v.removed.len(),
+            })),
             "execs": self.execs.len(),
             "listening": self.listening,
             "connections": self.connections,

@@ -393,18 +393,18 @@ impl Daemon {
         caller: &Caller,
     ) -> Result<Arc<SessionHandle>, ApiError> {
         let mut req = req;
-        req.run.mounts = mounts::check(
-            &req.run,
-            caller,
-            &mounts::Protected {
-                state_dir: self.config.state_dir.clone(),
-                engine_socket: self.engine_socket_path(),
-            },
-        )
-        .map_err(|e| ApiError {
+        let protected = mounts::Protected {
+            state_dir: self.config.state_dir.clone(),
+            engine_socket: self.engine_socket_path(),
+        };
+        let forbidden = |e: mounts::MountError| ApiError {
             kind: FailureKind::Forbidden,
             message: e.to_string(),
-        })?;
+        };
+        req.run.mounts = mounts::check(&req.run, caller, &protected).map_err(forbidden)?;
+        if let Some(db) = &req.vuln_db {
+            req.vuln_db = Some(mounts::check_vuln_db(db, caller, &protected).map_err(forbidden)?);
+        }
         let handle = self.register(&req, caller)?;
         let daemon = self.clone();
         let h = handle.clone();
@@ -634,6 +634,33 @@ pub async fn export_image(
     .await
     .map_err(|e| e.to_string())?
     .map_err(|e| format!("reading the exported image: {e}"))
+}
+
+/// An engine image's `docker save` tar as a byte stream, for clients that
+/// read the image themselves (`slim diff`). The image is inspected first,
+/// so a missing one is a typed error before any byte is sent.
+pub async fn export_stream(
+    daemon: &Arc<Daemon>,
+    image: &str,
+) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>, ApiError>
+{
+    use futures_util::{StreamExt, TryStreamExt};
+    let engine = daemon.engine().await.map_err(|e| ApiError {
+        kind: FailureKind::Internal,
+        message: e.to_string(),
+    })?;
+    let info = engine.inspect_image(image).await.map_err(|e| ApiError {
+        kind: if matches!(e, crate::engine::EngineError::ImageNotFound(_)) {
+            FailureKind::ImageNotFound
+        } else {
+            FailureKind::Internal
+        },
+        message: e.to_string(),
+    })?;
+    Ok(engine
+        .export_image(&info.id)
+        .map_err(std::io::Error::other)
+        .boxed())
 }
 
 /// `slim xray` through the daemon: export, read, analyse, clean up.

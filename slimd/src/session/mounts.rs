@@ -12,6 +12,8 @@
 //! anything, as with the engine itself. The host's network namespace
 //! (`--network host`, where the app's root could sniff the host's traffic)
 //! and another container's (`--network container:..`) are root's only.
+//! The same rights decide which advisory database (`--vuln-db`) the daemon
+//! reads for a caller.
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +65,61 @@ pub enum MountError {
     Separator { arg: String },
     #[error("--network {0:?}: the host's or another container's network is root's only")]
     Network(String),
+    #[error("--vuln-db {path}: does not resolve: {source}")]
+    VulnDbResolve {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("--vuln-db {path}: {what} may be read by root only")]
+    VulnDbProtected { path: String, what: String },
+    #[error("--vuln-db {path}: refused with your rights: {source}")]
+    VulnDbAccess {
+        path: String,
+        #[source]
+        source: AccessError,
+    },
+}
+
+/// Checks that `caller` may read the advisory database at `path` (a file,
+/// or a directory with everything in it), which the daemon reads on their
+/// behalf; its canonical form when they may.
+pub fn check_vuln_db(
+    path: &Path,
+    caller: &Caller,
+    protected: &Protected,
+) -> Result<PathBuf, MountError> {
+    let shown = || path.display().to_string();
+    let canonical = path
+        .canonicalize()
+        .map_err(|source| MountError::VulnDbResolve {
+            path: shown(),
+            source,
+        })?;
+    if caller.is_root() {
+        return Ok(canonical);
+    }
+    if let Some(what) = protected_by(&canonical, protected) {
+        return Err(MountError::VulnDbProtected {
+            path: shown(),
+            what,
+        });
+    }
+    access::check(&canonical, &caller_ids(caller), READ, true, TREE_LIMIT).map_err(|source| {
+        MountError::VulnDbAccess {
+            path: shown(),
+            source,
+        }
+    })?;
+    Ok(canonical)
+}
+
+fn caller_ids(caller: &Caller) -> Ids {
+    Ids {
+        uid: caller.uid,
+        gid: caller.gid,
+        groups: caller.groups.clone(),
+    }
 }
 
 /// Checks `run` for `caller`; the mount arguments to use (host paths made
@@ -80,11 +137,7 @@ pub fn check(
     {
         return Err(MountError::Network(n.clone()));
     }
-    let ids = Ids {
-        uid: caller.uid,
-        gid: caller.gid,
-        groups: caller.groups.clone(),
-    };
+    let ids = caller_ids(caller);
     let mut out = Vec::with_capacity(run.mounts.len());
     for arg in &run.mounts {
         let invalid = |source| MountError::Invalid {
@@ -212,5 +265,27 @@ mod tests {
             ..Default::default()
         };
         assert!(check(&host, &member(), &p).is_err());
+    }
+
+    #[test]
+    fn a_member_names_only_an_advisory_database_they_may_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = protected(d.path());
+        let err = |path: &str| {
+            check_vuln_db(Path::new(path), &member(), &p)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("/etc/shadow").contains("permission denied"));
+        assert!(err("/nonexistent-slimd-test").contains("does not resolve"));
+        std::fs::create_dir_all(d.path().join("state/sessions")).unwrap();
+        assert!(
+            err(&d.path().join("state/sessions").display().to_string()).contains("state directory")
+        );
+        assert_eq!(
+            check_vuln_db(Path::new("/etc/../etc/hostname"), &member(), &p).unwrap(),
+            Path::new("/etc/hostname")
+        );
+        assert!(check_vuln_db(Path::new("/etc/shadow"), &Caller::root(), &p).is_ok());
     }
 }

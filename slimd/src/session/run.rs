@@ -639,9 +639,14 @@ async fn finish_build(
         return Ok(());
     };
     let archive = ctx.scratch.join("slim.tar");
-    let written = {
+    let selection = {
         let image = image.clone();
         let selection = keep.selection();
+        tokio::task::spawn_blocking(move || with_package_db(&image, selection)).await?
+    };
+    let written = {
+        let image = image.clone();
+        let selection = selection.clone();
         let archive = archive.clone();
         let scratch = ctx.scratch.clone();
         let mut opts = WriteOptions {
@@ -663,7 +668,7 @@ async fn finish_build(
         })
         .await??
     };
-    drop(image);
+    let sbom_input = (image, selection);
     ctx.done(Some(format!(
         "{} entries, {} in one layer",
         written.entry_count,
@@ -686,12 +691,106 @@ async fn finish_build(
         };
     }
     let _ = std::fs::remove_file(&archive);
+    write_sboms(ctx, &target, &slim_info.id, sbom_input).await;
     ctx.done(Some(format!(
         "{target} ({})",
         crate::report::bytes(slim_info.size)
     )));
 
     verify(ctx, &target, &slim_info, &original, &hardening).await
+}
+
+/// The selection plus the original's package databases trimmed to what it
+/// keeps (see [`crate::inventory::trim`]): scanners then report what the
+/// slim image really holds.
+fn with_package_db(
+    image: &crate::image::Image,
+    mut selection: crate::image::Selection,
+) -> crate::image::Selection {
+    let db = {
+        let kept = |p: &str| selection.contains(p);
+        crate::inventory::trim::trim(&image.fs, &kept)
+    };
+    for p in &db.keep {
+        selection.insert(p);
+    }
+    for f in db.files {
+        let mut e = crate::image::SyntheticEntry::file(&f.path, f.content, f.mode);
+        if let Some(orig) = image.fs.get(&f.path) {
+            (e.uid, e.gid, e.mtime) = (orig.uid, orig.gid, orig.mtime);
+        }
+        selection.add_synthetic(e);
+    }
+    selection
+}
+
+/// Writes the slim image's SBOMs (SPDX and CycloneDX) next to the report:
+/// the original's packages that still have files in it, with kept/total
+/// counts. A failure is a warning: the image is built either way.
+async fn write_sboms(
+    ctx: &mut Ctx<'_>,
+    target: &str,
+    slim_id: &str,
+    (image, selection): (std::sync::Arc<crate::image::Image>, crate::image::Selection),
+) {
+    use crate::sbom::{Sbom, SbomFormat};
+    let dir = ctx.daemon.session_dir(&ctx.handle.id);
+    // Named like the run's other artifacts (after the original).
+    let name = super::artifacts::artifact_name(&ctx.report.image);
+    let (target_s, slim_id_s, original) = (
+        target.to_string(),
+        slim_id.to_string(),
+        ctx.report.image.clone(),
+    );
+    let vuln_db = ctx.req.vuln_db.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let inv = crate::inventory::Inventory::read(&image.fs);
+        let kept = |p: &str| selection.contains(p);
+        let sbom = Sbom::of_slim(&target_s, &slim_id_s, &original, &image.fs, &inv, &kept);
+        let vuln = vuln_db.map(|db| {
+            let db = crate::vuln::osv::Database::open(&db).map_err(|e| e.to_string())?;
+            // The slim image's inventory: what its trimmed databases list.
+            let slim_inv = crate::inventory::Inventory {
+                packages: sbom
+                    .packages
+                    .iter()
+                    .map(|p| crate::inventory::InventoryPackage {
+                        files: p.files.iter().map(|f| f.path.clone()).collect(),
+                        ..p.package.clone()
+                    })
+                    .collect(),
+                distro: inv.distro.clone(),
+            };
+            Ok::<_, String>(crate::vuln::VulnReport::delta(&inv, &slim_inv, &db))
+        });
+        let mut files = Vec::new();
+        for f in [SbomFormat::SpdxJson, SbomFormat::CycloneDxJson] {
+            let file = format!("{name}-{}", f.suffix());
+            let path = dir.join(&file);
+            let text = serde_json::to_vec_pretty(&sbom.render(f)).map_err(|e| e.to_string())?;
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            files.push((file, path.display().to_string()));
+        }
+        Ok::<_, String>((files, inv.packages.len(), sbom.package_count(), vuln))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match written {
+        Ok((files, before, after, vuln)) => {
+            ctx.report.artifacts.extend(files);
+            ctx.report.packages = Some(crate::report::PackageCounts {
+                original: before,
+                slim: after,
+            });
+            match vuln {
+                Some(Ok(v)) => ctx.report.vuln = Some(v),
+                Some(Err(e)) => ctx.warn(format!("--vuln-db: {e}")),
+                None => {}
+            }
+        }
+        Err(e) => ctx.warn(format!("SBOMs not written: {e}")),
+    }
 }
 
 /// Phase verify: plain, then (if asked) under the generated seccomp profile.

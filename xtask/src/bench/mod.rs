@@ -10,6 +10,7 @@
 mod assembly;
 mod capacity;
 mod daemon;
+mod diff;
 mod fixtures;
 mod overhead;
 mod proc;
@@ -75,6 +76,7 @@ pub const BENCHES: &[(&str, &str, BenchFn)] = &[
     ("host-overhead", "Overhead on everyone else", overhead::host),
     ("event-capacity", "Event capacity", capacity::run),
     ("image-assembly", "Image assembly throughput", assembly::run),
+    ("image-diff", "Image diff", diff::run),
     ("e2e-build", "End-to-end build", daemon::e2e_build),
     ("idle", "Idle cost of the daemon", daemon::idle),
 ];

@@ -1,0 +1,57 @@
+//! Validation of CycloneDX documents against the official 1.5 JSON schema,
+//! vendored in tests/fixtures/sbom-schemas (from the PyPI package
+//! cyclonedx-python-lib, Apache-2.0); nothing is fetched.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sbom-schemas/cyclonedx-1.5")
+}
+
+fn read(p: &Path) -> Result<Value> {
+    serde_json::from_slice(&std::fs::read(p).with_context(|| p.display().to_string())?)
+        .with_context(|| p.display().to_string())
+}
+
+struct Local(HashMap<String, Value>);
+
+impl jsonschema::Retrieve for Local {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        self.0
+            .get(uri.as_str())
+            .cloned()
+            .ok_or_else(|| format!("not vendored: {uri}").into())
+    }
+}
+
+/// Fails with every schema error of `doc`.
+pub fn validate_cyclonedx(doc: &Value) -> Result<()> {
+    let mut refs = HashMap::new();
+    for name in ["spdx.SNAPSHOT.schema.json", "jsf-0.82.SNAPSHOT.schema.json"] {
+        refs.insert(
+            format!("http://cyclonedx.org/schema/{name}"),
+            read(&dir().join(name))?,
+        );
+    }
+    let schema = read(&dir().join("bom-1.5.SNAPSHOT.schema.json"))?;
+    let v = jsonschema::options()
+        .with_retriever(Local(refs))
+        .build(&schema)
+        .map_err(|e| anyhow::anyhow!("the CycloneDX schema does not compile: {e}"))?;
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .take(20)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    if !errors.is_empty() {
+        bail!("not valid CycloneDX 1.5:\n{}", errors.join("\n"));
+    }
+    Ok(())
+}
