@@ -13,6 +13,7 @@ mod harden_docker;
 mod harness;
 mod kernel_features;
 mod names;
+mod podman;
 mod probe_docker;
 mod probing;
 mod servers;
