@@ -17,6 +17,7 @@ mod podman;
 mod probe_docker;
 mod probing;
 mod servers;
+mod slimd_image;
 mod tracer;
 mod verify;
 mod watch;

@@ -7,6 +7,8 @@
 //!   end-to-end tests, then the kernel matrix (`vm-test`).
 //! - `demo`: build a demo image locally and run `slim build` on it end to end.
 //! - `bench`: the benchmarks of `bench/` (results in bench/results/).
+//! - `image`: the slimd container image (release binaries and their ELF
+//!   closure on an empty base), tagged as the Kubernetes manifests say.
 //! - `install` / `uninstall`: the binaries, systemd units and group.
 //! - `lint`: rustfmt (both workspaces) and clippy.
 //! - `vm-test`: the tracer suite and one full build on other kernels, in
@@ -15,6 +17,7 @@
 mod bench;
 mod demo;
 mod docker;
+mod image;
 mod install;
 mod setup;
 mod vm;
@@ -68,6 +71,14 @@ enum Cmd {
         /// Only regenerate the README table from bench/results/.
         #[arg(long)]
         table_only: bool,
+    },
+    /// Build the slimd container image locally (release binaries and their
+    /// shared-library closure on an empty base) and load it into Docker as
+    /// slimd/slimd:<workspace version>, the image the manifests run.
+    Image {
+        /// Also keep the root filesystem tar here.
+        #[arg(long)]
+        rootfs_tar: Option<PathBuf>,
     },
     /// Install slimd, slim, the systemd units and the `slimd` group.
     Install {
@@ -124,6 +135,7 @@ fn main() -> Result<()> {
                 bench::run(&names, bench::Options { quick, rounds })
             }
         }
+        Cmd::Image { rootfs_tar } => image::build_image(rootfs_tar.as_deref()),
         Cmd::Install { prefix } => install::install(&prefix),
         Cmd::Uninstall { prefix } => install::uninstall(&prefix),
         Cmd::Lint => lint(),
@@ -215,6 +227,9 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
         );
     }
     docker::ensure_engine()?;
+    // The slimd image (release binaries): the slimd_image suite runs the
+    // DaemonSet's container from it.
+    image::build_image(None)?;
     // End-to-end tests, ignored ones included (they are marked so that a
     // plain `cargo test` skips them), one at a time: they share the kernel,
     // the engine and two cores. The suites are modules of the slimd-tests

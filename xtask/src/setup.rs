@@ -26,6 +26,8 @@ const PACKAGES: &[&str] = &[
     "debootstrap",
     "busybox-static",
     "gcc",
+    // objcopy: `cargo xtask image` strips the binaries' debug sections.
+    "binutils",
     "libc6-dev",
     "zlib1g-dev",
     // systemd-analyze verify for the unit files test.
