@@ -84,7 +84,7 @@ fn elf_deps(path: &Path) -> Result<(Option<String>, Vec<String>)> {
     if let Some((dynamic, strtab)) = sections.dynamic(endian, data)? {
         let strings = sections.strings(endian, data, strtab)?;
         for d in dynamic {
-            if d.tag32(endian).map(i64::from) == Some(i64::from(DT_NEEDED)) {
+            if d.tag32(endian).map(i64::from) == Some(DT_NEEDED) {
                 let name = d.string(endian, strings)?;
                 needed.push(String::from_utf8_lossy(name).into_owned());
             }
