@@ -16,6 +16,7 @@ mod proc;
 mod profile;
 mod report;
 mod stats;
+mod watch;
 
 use std::{
     path::{Path, PathBuf},
@@ -73,6 +74,11 @@ pub const BENCHES: &[(&str, &str, BenchFn)] = &[
         overhead::traced_app,
     ),
     ("host-overhead", "Overhead on everyone else", overhead::host),
+    (
+        "watch-cost",
+        "Watch mode's cost to a host build",
+        watch::run,
+    ),
     ("event-capacity", "Event capacity", capacity::run),
     ("image-assembly", "Image assembly throughput", assembly::run),
     ("e2e-build", "End-to-end build", daemon::e2e_build),
