@@ -186,3 +186,19 @@ pub fn run(ctx: &mut Ctx, r: &mut BenchResult) -> Result<()> {
     r.samples = json!({ "watch_ms": paired.a, "none_ms": paired.b, "ratio": ratio });
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_project_builds_and_runs() {
+        let dir = std::env::temp_dir().join(format!("slimd-watch-cost-{}", std::process::id()));
+        write_project(&dir, 2).unwrap();
+        assert!(make(&dir).unwrap() > 0.0);
+        let out = Command::new(dir.join("app")).output().unwrap();
+        assert!(out.status.success());
+        assert!(!String::from_utf8_lossy(&out.stdout).trim().is_empty());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
