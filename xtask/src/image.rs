@@ -303,7 +303,9 @@ mod tests {
     #[test]
     fn the_manifest_runs_the_image_this_version_builds() {
         let yaml = fs::read_to_string(project_root().join(DAEMONSET)).unwrap();
-        assert_eq!(manifest_images(&yaml), vec![image_tag()]);
+        let images = manifest_images(&yaml);
+        assert!(!images.is_empty());
+        assert!(images.iter().all(|i| *i == image_tag()), "{images:?}");
     }
 
     #[test]

@@ -34,10 +34,51 @@ fn image_tag() -> String {
 /// real daemon's; an emptyDir becomes a tmpfs. Docker 20.10 does not know
 /// the names CAP_BPF and CAP_PERFMON (the manifest says so): they are left
 /// out, and CAP_SYS_ADMIN, which the manifest adds too, covers both.
-fn docker_run_args(manifest: &str, dir: &Path) -> Result<(Vec<String>, PathBuf)> {
+/// Init containers run first, to completion (`docker run --rm`), in order.
+struct PodRuns {
+    init: Vec<Vec<String>>,
+    main: Vec<String>,
+    socket: PathBuf,
+}
+
+fn docker_run_args(manifest: &str, dir: &Path) -> Result<PodRuns> {
     let ds: serde_norway::Value = serde_norway::from_str(manifest)?;
     let pod = &ds["spec"]["template"]["spec"];
-    let c = &pod["containers"][0];
+    let state = dir.join("state");
+    let sock_dir = dir.join("run");
+    std::fs::create_dir_all(&state)?;
+    std::fs::create_dir_all(&sock_dir)?;
+    let mut init = Vec::new();
+    for (i, c) in pod["initContainers"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        init.push(container_run_args(
+            pod,
+            c,
+            dir,
+            &format!("{NAME}-init{i}"),
+            false,
+        )?);
+    }
+    let main = container_run_args(pod, &pod["containers"][0], dir, NAME, true)?;
+    Ok(PodRuns {
+        init,
+        main,
+        socket: sock_dir.join("slimd.sock"),
+    })
+}
+
+/// One container of the pod as `docker run` arguments (see [`docker_run_args`]).
+fn container_run_args(
+    pod: &serde_norway::Value,
+    c: &serde_norway::Value,
+    dir: &Path,
+    name: &str,
+    detach: bool,
+) -> Result<Vec<String>> {
     let strings = |v: &serde_norway::Value| -> Vec<String> {
         v.as_sequence()
             .into_iter()
@@ -60,9 +101,9 @@ fn docker_run_args(manifest: &str, dir: &Path) -> Result<(Vec<String>, PathBuf)>
     );
     let mut run: Vec<String> = vec![
         "run".into(),
-        "-d".into(),
+        if detach { "-d" } else { "--rm" }.into(),
         "--name".into(),
-        NAME.into(),
+        name.into(),
         "--label".into(),
         format!("{RUN_LABEL}=slimd-image"),
         "--entrypoint".into(),
@@ -85,16 +126,14 @@ fn docker_run_args(manifest: &str, dir: &Path) -> Result<(Vec<String>, PathBuf)>
     }
     let add = strings(&sc["capabilities"]["add"]);
     ensure!(
-        add.iter().any(|c| c == "SYS_ADMIN"),
-        "no SYS_ADMIN: {add:?}"
+        !add.iter().any(|c| c == "BPF" || c == "PERFMON") || add.iter().any(|c| c == "SYS_ADMIN"),
+        "BPF/PERFMON without SYS_ADMIN, which Docker 20.10 needs in their place: {add:?}"
     );
     for cap in add.into_iter().filter(|c| c != "BPF" && c != "PERFMON") {
         run.extend(["--cap-add".into(), cap]);
     }
     let state = dir.join("state");
     let sock_dir = dir.join("run");
-    std::fs::create_dir_all(&state)?;
-    std::fs::create_dir_all(&sock_dir)?;
     let volumes = pod["volumes"].as_sequence().context("no volumes")?;
     for m in c["volumeMounts"].as_sequence().context("no mounts")? {
         let name = m["name"].as_str().context("mount without name")?;
@@ -126,7 +165,7 @@ fn docker_run_args(manifest: &str, dir: &Path) -> Result<(Vec<String>, PathBuf)>
     run.extend(args.iter().cloned());
     // A cgroup root of its own, so it never meets another daemon's.
     run.extend(["--cgroup-root".into(), CGROUP_ROOT.into()]);
-    Ok((run, sock_dir.join("slimd.sock")))
+    Ok(run)
 }
 
 /// The daemon's container; removed (and its cgroup root) on drop.
@@ -150,9 +189,13 @@ impl PodDaemon {
                 .join(DAEMONSET),
         )?;
         let dir = tempfile::tempdir()?;
-        let (args, _) = docker_run_args(&manifest, dir.path())?;
-        println!("docker {}", args.join(" "));
-        docker(&args)?;
+        let runs = docker_run_args(&manifest, dir.path())?;
+        for init in &runs.init {
+            println!("docker {}", init.join(" "));
+            docker(init)?;
+        }
+        println!("docker {}", runs.main.join(" "));
+        docker(&runs.main)?;
         let d = PodDaemon { _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -201,6 +244,10 @@ impl PodDaemon {
 
 impl Drop for PodDaemon {
     fn drop(&mut self) {
+        let _ = docker_timeout(
+            ["rm", "-f", &format!("{NAME}-init0")],
+            Duration::from_secs(60),
+        );
         // SIGTERM first: the daemon removes what its sessions left.
         let _ = docker_timeout(["stop", "-t", "60", NAME], Duration::from_secs(90));
         let _ = docker_timeout(["rm", "-f", NAME], Duration::from_secs(60));
@@ -220,8 +267,8 @@ fn the_daemonset_maps_to_a_container_run() -> Result<()> {
             .join(DAEMONSET),
     )?;
     let dir = tempfile::tempdir()?;
-    let (args, socket) = docker_run_args(&manifest, dir.path())?;
-    let joined = args.join(" ");
+    let runs = docker_run_args(&manifest, dir.path())?;
+    let joined = runs.main.join(" ");
     for want in [
         "--entrypoint /usr/local/bin/slimd",
         "--pid host",
@@ -239,7 +286,24 @@ fn the_daemonset_maps_to_a_container_run() -> Result<()> {
         ensure!(joined.contains(want), "no {want:?} in docker {joined}");
     }
     ensure!(!joined.contains("--privileged"), "{joined}");
-    ensure!(socket.starts_with(dir.path()), "{}", socket.display());
+    ensure!(
+        runs.socket.starts_with(dir.path()),
+        "{}",
+        runs.socket.display()
+    );
+    // The cgroup root is made first, by the one container that may.
+    ensure!(runs.init.len() == 1, "{:?}", runs.init);
+    let init = runs.init[0].join(" ");
+    for want in [
+        "--rm",
+        "--cap-drop ALL",
+        "--cap-add DAC_OVERRIDE",
+        "-v /sys/fs/cgroup:/sys/fs/cgroup",
+        " prepare --cgroup-root ",
+    ] {
+        ensure!(init.contains(want), "no {want:?} in docker {init}");
+    }
+    ensure!(!init.contains("SYS_ADMIN"), "{init}");
     Ok(())
 }
 
@@ -253,6 +317,13 @@ fn the_image_runs_the_daemonset_and_profiles_labelled_containers() -> Result<()>
         status.contains("engine     Docker") && status.contains("tracer     loaded"),
         "{status}"
     );
+    // The init container made the cgroup root (on this hybrid host the
+    // cgroup2 root is mode 0555), so the daemon can make session cgroups.
+    let cgroup_kill = status
+        .lines()
+        .find(|l| l.contains("cgroup.kill"))
+        .unwrap_or_default();
+    ensure!(cgroup_kill.contains(" yes "), "{cgroup_kill}");
     // Labelled: profiled from its first instruction; the probe is ours.
     let id = docker([
         "run",
