@@ -5,8 +5,9 @@
 //! change: the five base fixtures, the language images ([`LangImage`]), the
 //! client-first servers ([`ServerImage`]), and the fixtures of the names,
 //! verify and probing suites), a daemon per test ([`daemon`]), the tracer
-//! suite's `tracee` image ([`tracee`]), and small helpers to run the
-//! `docker` CLI and speak HTTP to a published port.
+//! suite's `tracee` image ([`tracee`]), rootful Podman's API service and
+//! fixtures carried into its store ([`podman`]), and small helpers to run
+//! the `docker` CLI and speak HTTP to a published port.
 //!
 //! Every helper is idempotent and safe to call from several tests and test
 //! binaries at once: images are cached by a content hash kept in the
@@ -33,6 +34,7 @@ pub mod daemon;
 mod hostile_image;
 mod lang_images;
 mod names_image;
+pub mod podman;
 mod probing_app;
 pub mod sbom_schema;
 mod server_images;
@@ -243,7 +245,7 @@ pub fn ensure_docker() -> Result<()> {
     Ok(())
 }
 
-fn wait_for(mut ok: impl FnMut() -> bool, timeout: Duration) -> bool {
+pub(crate) fn wait_for(mut ok: impl FnMut() -> bool, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if ok() {

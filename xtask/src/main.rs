@@ -9,6 +9,8 @@
 //! - `fuzz`: run each fuzz target of `fuzz/` for a while.
 //! - `demo`: build a demo image locally and run `slim build` on it end to end.
 //! - `bench`: the benchmarks of `bench/` (results in bench/results/).
+//! - `image`: the slimd container image (release binaries and their ELF
+//!   closure on an empty base), tagged as the Kubernetes manifests say.
 //! - `install` / `uninstall`: the binaries, systemd units and group.
 //! - `lint`: rustfmt (both workspaces) and clippy.
 //! - `vm-test`: the tracer suite and one full build on other kernels, in
@@ -18,6 +20,7 @@ mod bench;
 mod demo;
 mod docker;
 mod fuzz;
+mod image;
 mod install;
 mod setup;
 mod vm;
@@ -78,6 +81,14 @@ enum Cmd {
         #[arg(long)]
         table_only: bool,
     },
+    /// Build the slimd container image locally (release binaries and their
+    /// shared-library closure on an empty base) and load it into Docker as
+    /// slimd/slimd:<workspace version>, the image the manifests run.
+    Image {
+        /// Also keep the root filesystem tar here.
+        #[arg(long)]
+        rootfs_tar: Option<PathBuf>,
+    },
     /// Install slimd, slim, the systemd units and the `slimd` group.
     Install {
         #[arg(long, default_value = "/usr/local")]
@@ -134,6 +145,7 @@ fn main() -> Result<()> {
                 bench::run(&names, bench::Options { quick, rounds })
             }
         }
+        Cmd::Image { rootfs_tar } => image::build_image(rootfs_tar.as_deref()),
         Cmd::Install { prefix } => install::install(&prefix),
         Cmd::Uninstall { prefix } => install::uninstall(&prefix),
         Cmd::Lint => lint(),
@@ -222,11 +234,10 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
         return Ok(());
     }
     // Fuzzing, bounded: about a minute per target.
-    if fuzz::available() {
-        fuzz::run_all(FUZZ_SECONDS)?;
-    } else {
-        println!("fuzz: NOT RUN: cargo fuzz is not installed (`cargo xtask setup` installs it)");
+    if !fuzz::available() {
+        bail!("cargo fuzz is not installed: run `cargo xtask setup`, which installs it");
     }
+    fuzz::run_all(FUZZ_SECONDS)?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc_geteuid() } != 0 {
         bail!(
@@ -234,6 +245,9 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
         );
     }
     docker::ensure_engine()?;
+    // The slimd image (release binaries): the slimd_image suite runs the
+    // DaemonSet's container from it.
+    image::build_image(None)?;
     // End-to-end tests, ignored ones included (they are marked so that a
     // plain `cargo test` skips them), one at a time: they share the kernel,
     // the engine and two cores. The suites are modules of the slimd-tests

@@ -10,6 +10,10 @@ use crate::{path_with_cargo_bin, run};
 const PACKAGES: &[&str] = &[
     // Container engine (tests and demo start dockerd themselves).
     "docker.io",
+    // Rootful Podman 4.3 and its Docker-compatible API service (the podman
+    // suite starts `podman system service`); CNI plugins for its bridge.
+    "podman",
+    "containernetworking-plugins",
     // bpf-linker links against LLVM 22.
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -28,6 +32,8 @@ const PACKAGES: &[&str] = &[
     // slim as them.
     "passwd",
     "util-linux",
+    // objcopy: `cargo xtask image` strips the binaries' debug sections.
+    "binutils",
     "libc6-dev",
     "zlib1g-dev",
     // systemd-analyze verify for the unit files test.

@@ -85,7 +85,9 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// Directory name under the cgroup2 root, and the instance label.
     pub cgroup_root: String,
-    /// Docker socket (default: the engine's default).
+    /// Which engine (default: whichever answers on the socket).
+    pub engine: Option<crate::engine::EngineKind>,
+    /// Engine socket (default: the engine's default).
     pub engine_socket: Option<PathBuf>,
     pub tracer: TracerOptions,
     /// Watch mode: profile containers started by others that carry this
@@ -98,6 +100,7 @@ impl Default for DaemonConfig {
         Self {
             state_dir: PathBuf::from("/var/lib/slimd"),
             cgroup_root: "slimd".into(),
+            engine: None,
             engine_socket: None,
             tracer: TracerOptions::default(),
             watch_label: None,
@@ -269,7 +272,8 @@ impl Daemon {
             ),
             Err(e) => tracing::error!("tracer unavailable: {e}"),
         }
-        let engine = match Engine::connect(config.engine_socket.as_deref()).await {
+        let engine = match Engine::connect_to(config.engine, config.engine_socket.as_deref()).await
+        {
             Ok(e) => Some(e),
             Err(e) => {
                 tracing::warn!("engine not reachable yet: {e}");
@@ -297,18 +301,19 @@ impl Daemon {
         self.tracer.as_ref().map_err(Clone::clone)
     }
 
-    /// The engine, connecting on first use (dockerd may start after us).
+    /// The engine, connecting on first use (dockerd or Podman's service may
+    /// start after us).
     pub async fn engine(&self) -> Result<Engine, crate::engine::EngineError> {
         let mut g = self.engine.lock().await;
         if let Some(e) = g.as_ref() {
             return Ok(e.clone());
         }
-        let e = Engine::connect(self.config.engine_socket.as_deref())
+        let e = Engine::connect_to(self.config.engine, self.config.engine_socket.as_deref())
             .await
             .inspect_err(|_| {
                 if Path::new(CONTAINERD_SOCKET).exists() {
                     tracing::warn!(
-                        "containerd answers at {CONTAINERD_SOCKET}, but slimd drives containers through the Docker engine API only (containerd/CRI is not supported yet): run dockerd, or point --docker-socket at it"
+                        "containerd answers at {CONTAINERD_SOCKET}, but slimd drives containers through the Docker engine API only (Docker or Podman; containerd/CRI is not supported yet): run dockerd or `podman system service`, or point --engine-socket at it"
                     );
                 }
             })?;
@@ -602,6 +607,10 @@ impl Daemon {
             tracer_error: self.tracer.as_ref().err().cloned(),
             features: self.features.list.clone(),
             tracepoints,
+            syscall_hooks_attached: self
+                .tracer
+                .as_ref()
+                .is_ok_and(|t| t.syscall_hooks_attached()),
             engine,
             engine_error,
             sessions_running: self.sessions.lock().unwrap().len(),

@@ -29,18 +29,29 @@ use crate::{
 };
 
 /// Default cgroup2 prefixes of the runtimes' containers: Docker with the
-/// cgroupfs driver, and with the systemd driver.
-pub const DEFAULT_PREFIXES: &[&str] = &["/docker/", "/system.slice/docker-"];
+/// cgroupfs driver, and with the systemd driver; rootful Podman with the
+/// cgroupfs manager (`/libpod_parent/libpod-<id>`) and the systemd one
+/// (`/machine.slice/libpod-<id>.scope`).
+pub const DEFAULT_PREFIXES: &[&str] = &[
+    "/docker/",
+    "/system.slice/docker-",
+    "/libpod_parent/libpod-",
+    "/machine.slice/libpod-",
+];
 
 /// Default label (or pod annotation, as cri-dockerd copies it) that asks for
 /// a profile.
 pub const DEFAULT_LABEL: &str = "slimd.dev/profile=true";
 
 /// The container id in a runtime cgroup path (`/docker/<id>`,
-/// `/system.slice/docker-<id>.scope`, `/kubepods/.../<id>`).
+/// `/system.slice/docker-<id>.scope`, `/libpod_parent/libpod-<id>`,
+/// `/kubepods/.../<id>`).
 pub fn container_id(path: &str) -> Option<&str> {
     let last = path.trim_end_matches('/').rsplit('/').next()?;
-    let last = last.strip_prefix("docker-").unwrap_or(last);
+    let last = last
+        .strip_prefix("docker-")
+        .or_else(|| last.strip_prefix("libpod-"))
+        .unwrap_or(last);
     let last = last.strip_suffix(".scope").unwrap_or(last);
     (last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit())).then_some(last)
 }
@@ -322,6 +333,15 @@ mod tests {
             container_id(&format!("/kubepods/burstable/pod12/{id}")),
             Some(id.as_str())
         );
+        assert_eq!(
+            container_id(&format!("/libpod_parent/libpod-{id}")),
+            Some(id.as_str())
+        );
+        assert_eq!(
+            container_id(&format!("/machine.slice/libpod-{id}.scope")),
+            Some(id.as_str())
+        );
+        assert_eq!(container_id("/libpod_parent/conmon"), None);
         assert_eq!(container_id("/docker/notanid"), None);
         assert_eq!(container_id("/docker"), None);
     }

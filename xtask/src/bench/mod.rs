@@ -17,6 +17,7 @@ mod proc;
 mod profile;
 mod report;
 mod stats;
+mod watch;
 
 use std::{
     path::{Path, PathBuf},
@@ -74,6 +75,11 @@ pub const BENCHES: &[(&str, &str, BenchFn)] = &[
         overhead::traced_app,
     ),
     ("host-overhead", "Overhead on everyone else", overhead::host),
+    (
+        "watch-cost",
+        "Watch mode's cost to a host build",
+        watch::run,
+    ),
     ("event-capacity", "Event capacity", capacity::run),
     ("image-assembly", "Image assembly throughput", assembly::run),
     ("image-diff", "Image diff", diff::run),

@@ -23,7 +23,15 @@ pub(super) async fn status(client: &Client, json: bool) -> Result<ExitCode, Fail
         s.cgroup_v2_mount.as_deref().unwrap_or("?")
     );
     match &s.tracer_error {
-        None => println!("tracer     loaded, {} tracepoints", s.tracepoints.len()),
+        None => println!(
+            "tracer     loaded, {} tracepoints; per-syscall programs {}",
+            s.tracepoints.len(),
+            if s.syscall_hooks_attached {
+                "attached"
+            } else {
+                "detached (no cgroup is tagged)"
+            }
+        ),
         Some(e) => println!("tracer     UNAVAILABLE: {e}"),
     }
     for f in &s.features {
@@ -40,8 +48,12 @@ pub(super) async fn status(client: &Client, json: bool) -> Result<ExitCode, Fail
     }
     match (&s.engine, &s.engine_error) {
         (Some(e), _) => println!(
-            "engine     Docker {} (API {}), cgroup driver {}, cgroup v{}",
-            e.version, e.api_version, e.cgroup_driver, e.cgroup_version
+            "engine     {} {} (API {}), cgroup driver {}, cgroup v{}",
+            e.engine.display_name(),
+            e.version,
+            e.api_version,
+            e.cgroup_driver,
+            e.cgroup_version
         ),
         (None, Some(err)) => println!("engine     UNREACHABLE: {err}"),
         _ => println!("engine     unknown"),
