@@ -1,6 +1,9 @@
 //! Validation of CycloneDX documents against the official 1.5 JSON schema,
 //! vendored in tests/fixtures/sbom-schemas (from the PyPI package
-//! cyclonedx-python-lib, Apache-2.0); nothing is fetched.
+//! cyclonedx-python-lib, Apache-2.0); nothing is fetched. SPDX documents
+//! are validated by the SPDX project's own validator, `pyspdxtools` of the
+//! PyPI package spdx-tools, which `cargo xtask setup` installs (the SPDX
+//! 2.3 JSON schema ships in no registry package).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +55,30 @@ pub fn validate_cyclonedx(doc: &Value) -> Result<()> {
         .collect();
     if !errors.is_empty() {
         bail!("not valid CycloneDX 1.5:\n{}", errors.join("\n"));
+    }
+    Ok(())
+}
+
+/// Where `cargo xtask setup` installs the SPDX validator.
+const PYSPDXTOOLS: &str = "/var/cache/slimd-tests/spdx-tools/bin/pyspdxtools";
+
+/// Fails with the SPDX validator's findings when the SPDX 2.3 document at
+/// `path` is not valid.
+pub fn validate_spdx(path: &Path) -> Result<()> {
+    if !Path::new(PYSPDXTOOLS).exists() {
+        bail!("{PYSPDXTOOLS} is missing: run `cargo xtask setup` (it installs spdx-tools)");
+    }
+    let out = crate::run_with_timeout(
+        std::process::Command::new(PYSPDXTOOLS)
+            .arg("--infile")
+            .arg(path)
+            .args(["--version", "SPDX-2.3"]),
+        std::time::Duration::from_secs(300),
+    )?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr) + String::from_utf8_lossy(&out.stdout);
+        let shown: String = text.chars().take(4000).collect();
+        bail!("{} is not valid SPDX 2.3:\n{shown}", path.display());
     }
     Ok(())
 }

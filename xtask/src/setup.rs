@@ -48,6 +48,8 @@ const PACKAGES: &[&str] = &[
     // host (containers reach Debian's mirror, not PyPI or npm).
     "python3-pip",
     "npm",
+    // A venv for the SPDX validator (spdx-tools from PyPI).
+    "python3-venv",
     // The HTML report suite opens pages in headless Chromium (screenshots,
     // the DOM as the browser built it); fonts so text renders in them.
     "chromium",
@@ -55,6 +57,12 @@ const PACKAGES: &[&str] = &[
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// The SPDX project's own validator (`pyspdxtools`), in a venv of its own;
+/// the ship suite validates every SPDX document with it (the same path is
+/// in tests/src/sbom_schema.rs).
+const SPDX_TOOLS: &str = "/var/cache/slimd-tests/spdx-tools/bin/pyspdxtools";
+const SPDX_TOOLS_VERSION: &str = "0.8.5";
 
 pub fn run_setup() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
@@ -113,6 +121,30 @@ pub fn run_setup() -> Result<()> {
             .args(["install", "cargo-fuzz", "--locked"])
             .env("PATH", path_with_cargo_bin()))
         .context("installing cargo-fuzz failed")?;
+    }
+    if Command::new(SPDX_TOOLS)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        println!("setup: spdx-tools {SPDX_TOOLS_VERSION} present");
+    } else {
+        println!(
+            "setup: installing spdx-tools {SPDX_TOOLS_VERSION} from PyPI (the SPDX validator of the ship suite)"
+        );
+        let venv = Path::new(SPDX_TOOLS)
+            .ancestors()
+            .nth(2)
+            .expect("a venv path");
+        run(Command::new("/usr/bin/python3")
+            .args(["-m", "venv"])
+            .arg(venv))?;
+        run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            &format!("spdx-tools=={SPDX_TOOLS_VERSION}"),
+        ]))
+        .context("installing spdx-tools failed")?;
     }
     for tool in ["rustfmt", "clippy"] {
         let ok = Command::new("rustup")

@@ -51,7 +51,8 @@ pub fn document(s: &Sbom<'_>) -> Value {
             "SPDXID": id,
             "name": pk.name,
             "downloadLocation": "NOASSERTION",
-            "filesAnalyzed": false,
+            // A package that CONTAINS files must say its files were analysed.
+            "filesAnalyzed": !p.files.is_empty(),
             "licenseConcluded": "NOASSERTION",
             "licenseDeclared": declared,
             "copyrightText": "NOASSERTION",

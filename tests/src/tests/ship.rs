@@ -289,6 +289,7 @@ fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
         .arg(&spdx_path)
         .output()?;
     failed_with(&out, 0)?;
+    crate::sbom_schema::validate_spdx(&spdx_path)?;
     let spdx: Value = serde_json::from_slice(&std::fs::read(&spdx_path)?)?;
     ensure!(spdx["spdxVersion"] == "SPDX-2.3" && spdx["dataLicense"] == "CC0-1.0");
     let spdx_pkgs = spdx["packages"].as_array().map(Vec::len).unwrap_or(0);
@@ -325,7 +326,10 @@ fn sboms_of_an_image_and_its_slim_build() -> Result<()> {
     let cdx_file = arts["python-app-sbom.cdx.json"]
         .as_str()
         .with_context(|| format!("no CycloneDX SBOM among {arts}"))?;
-    ensure!(arts["python-app-sbom.spdx.json"].is_string(), "{arts}");
+    let slim_spdx = arts["python-app-sbom.spdx.json"]
+        .as_str()
+        .with_context(|| format!("no SPDX SBOM among {arts}"))?;
+    crate::sbom_schema::validate_spdx(Path::new(slim_spdx))?;
     let slim_cdx: Value = serde_json::from_slice(&std::fs::read(cdx_file)?)?;
     crate::sbom_schema::validate_cyclonedx(&slim_cdx)?;
     let slim_pkgs = cdx_debian(&slim_cdx);
