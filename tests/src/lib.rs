@@ -197,6 +197,24 @@ pub fn docker_answers(socket: &Path) -> bool {
     }
 }
 
+/// Starts an engine that outlives the test (dockerd, Podman's service). It
+/// inherits none of the test's open files, above all the e2e lock that
+/// `flock` holds for a test run: an engine holding it would keep every
+/// later run waiting.
+pub fn spawn_service(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    // SAFETY: close_range(2) is async-signal-safe and takes no pointers.
+    unsafe {
+        cmd.pre_exec(|| {
+            unsafe extern "C" {
+                fn close_range(first: u32, last: u32, flags: i32) -> i32;
+            }
+            close_range(3, u32::MAX, 0);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
 /// Makes sure a Docker engine answers on [`DOCKER_SOCKET`]: if none does,
 /// starts `dockerd` in the background (log: `/var/log/slimd-tests-dockerd.log`)
 /// and waits up to 60 s for it.
@@ -220,21 +238,7 @@ pub fn ensure_docker() -> Result<()> {
             .stdout(log.try_clone()?)
             .stderr(log)
             .process_group(0);
-        // dockerd outlives the test: it must not inherit the test's open
-        // files, above all the e2e lock `flock` holds for the test run
-        // (a dockerd holding it would keep every later run waiting).
-        // SAFETY: close_range(2) is async-signal-safe and takes no pointers.
-        unsafe {
-            cmd.pre_exec(|| {
-                unsafe extern "C" {
-                    fn close_range(first: u32, last: u32, flags: i32) -> i32;
-                }
-                close_range(3, u32::MAX, 0);
-                Ok(())
-            });
-        }
-        cmd.spawn()
-            .context("cannot start dockerd (is docker.io installed?)")?;
+        spawn_service(&mut cmd).context("cannot start dockerd (is docker.io installed?)")?;
     }
     if !wait_for(|| docker_answers(socket), Duration::from_secs(60)) {
         bail!(

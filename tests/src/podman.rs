@@ -109,16 +109,17 @@ pub fn ensure_podman() -> Result<()> {
         if let Some(dir) = socket.parent() {
             fs::create_dir_all(dir)?;
         }
-        Command::new("podman")
-            .args(["--cgroup-manager=cgroupfs", "system", "service", "--time=0"])
-            .arg(format!("unix://{PODMAN_SOCKET}"))
-            .env("CONTAINERS_CONF", &conf)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .context("cannot start `podman system service`")?;
+        crate::spawn_service(
+            Command::new("podman")
+                .args(["--cgroup-manager=cgroupfs", "system", "service", "--time=0"])
+                .arg(format!("unix://{PODMAN_SOCKET}"))
+                .env("CONTAINERS_CONF", &conf)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .process_group(0),
+        )
+        .context("cannot start `podman system service`")?;
     }
     if !wait_for(|| docker_answers(socket), Duration::from_secs(60)) {
         bail!(
