@@ -150,7 +150,7 @@ pub fn render_diff(d: &ImageDiff, details: bool) -> String {
     o
 }
 
-fn aspect(a: &Aspect) -> String {
+pub(crate) fn aspect(a: &Aspect) -> String {
     match a {
         Aspect::Kind { a, b } => format!("type {a} -> {b}"),
         Aspect::Content { a, b } => format!(
@@ -171,7 +171,7 @@ fn short(id: &str) -> &str {
     &id[..12.min(id.len())]
 }
 
-fn signed(n: i64) -> String {
+pub(crate) fn signed(n: i64) -> String {
     if n < 0 {
         format!("-{}", bytes(n.unsigned_abs()))
     } else {

@@ -398,3 +398,81 @@ fn xray_report_pages() -> Result<()> {
     );
     d.stop()
 }
+
+/// A diff of the hostile-names fixture against the Python fixture: the
+/// page's counts are `slim diff --json`'s, the hostile name shows as text,
+/// nothing from the images ran, and the exit code stays diff(1)'s.
+#[test]
+#[ignore = "needs root and Docker: cargo xtask test"]
+fn diff_report_page() -> Result<()> {
+    let hostile = ensure_hostile_image()?;
+    let python = TestImage::PythonApp.ensure()?;
+    let mut d = Daemon::start("html-diff")?;
+    let dir = out_dir(&d)?;
+    let page = dir.join("diff.html");
+    let f = page.to_string_lossy().into_owned();
+    let t = Instant::now();
+    let out = d.slim(&["diff", python, hostile, "--html", "-o", &f])?;
+    let took = t.elapsed();
+    ensure!(
+        out.status.code() == Some(1),
+        "slim diff --html of two different images exited {} (want 1): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = d.slim(&["--json", "diff", python, hostile])?;
+    ensure!(
+        out.status.code() == Some(1),
+        "slim --json diff exited {}",
+        out.status
+    );
+    let diff: Value = serde_json::from_slice(&out.stdout)?;
+    let (dom, browser) = dump_dom(&page)?;
+    let doc = Html::parse_document(&dom);
+    only_the_page_ran(&doc, &dom, &format!("slim diff {python} {hostile}"))?;
+    let summary = one(&doc, "#summary")?;
+    let totals = &diff["files"]["totals"];
+    for k in ["added", "removed", "changed"] {
+        ensure!(
+            Some(attr_u64(summary, &format!("data-{k}"))?) == totals[k].as_u64(),
+            "the page's {k} count differs from --json's {}",
+            totals[k]
+        );
+        let shown = text(one(&doc, &format!("#count-{k}"))?);
+        ensure!(
+            Some(shown.trim().parse::<u64>()?) == totals[k].as_u64(),
+            "{k} shows {shown}"
+        );
+    }
+    let rows = doc.select(&sel("#file-table tbody tr")).count();
+    let changes = diff["files"]["changes"].as_array().map_or(0, Vec::len);
+    ensure!(
+        rows == changes && changes > 0,
+        "{rows} path rows, --json has {changes}"
+    );
+    let paths: Vec<String> = doc.select(&sel("#file-table td.path")).map(text).collect();
+    ensure!(
+        paths.contains(&hostile_path()),
+        "the hostile name is not shown as text among {} paths",
+        paths.len()
+    );
+    let pkgs = doc.select(&sel("#package-table tbody tr.added, #package-table tbody tr.removed, #package-table tbody tr.upgraded, #package-table tbody tr.downgraded, #package-table tbody tr.changed")).count();
+    ensure!(
+        pkgs == diff["packages"]["changes"].as_array().map_or(0, Vec::len),
+        "{pkgs} package rows"
+    );
+    ensure!(
+        doc.select(&sel("#dirs svg rect")).count() >= 2,
+        "no directory bars"
+    );
+    let png = dir.join("diff.png");
+    screenshot(&page, &png, 1280, 1500)?;
+    keep_for_docs(&png, "report-diff.png")?;
+    println!(
+        "diff page: {} bytes, written in {:.0} ms, loaded and dumped by chromium in {:.1} s",
+        std::fs::metadata(&page)?.len(),
+        took.as_secs_f64() * 1000.0,
+        browser.as_secs_f64()
+    );
+    d.stop()
+}

@@ -201,8 +201,8 @@ pub struct XrayArgs {
     pub html: HtmlArgs,
 }
 
-/// `--html [-o FILE]` of `report` and `xray`.
-#[derive(Args, Debug, Clone)]
+/// `--html [-o FILE]` of `report`, `xray` and `diff`.
+#[derive(Args, Debug, Clone, Default)]
 pub struct HtmlArgs {
     /// Write the report as one self-contained HTML page (no network needed
     /// to view it) instead of text.
@@ -227,6 +227,8 @@ pub struct DiffArgs {
     /// List every path that differs, not just the summary.
     #[arg(long)]
     pub details: bool,
+    #[command(flatten)]
+    pub html: HtmlArgs,
     /// The sides in command-line order (filled by [`DiffArgs::order`]).
     #[arg(skip)]
     pub sides: Vec<ImageSource>,

@@ -2,7 +2,8 @@
 //! comes through the daemon's export route) or an archive read here; both
 //! are read into scratch directories that are removed afterwards, then
 //! compared by [`crate::diff`]. Exit codes like diff(1): 0 same, 1
-//! different, 2 trouble, 3 image not found.
+//! different, 2 trouble, 3 image not found; with `--html` too (the page
+//! is written either way).
 
 use std::process::ExitCode;
 
@@ -41,6 +42,7 @@ pub(super) async fn diff(client: &Client, a: &DiffArgs, json: bool) -> ExitCode 
 }
 
 async fn run(client: &Client, a: &DiffArgs, json: bool) -> Result<u8, Trouble> {
+    super::html::check(&a.html, json)?;
     let [side_a, side_b] = <[ImageSource; 2]>::try_from(a.sides.clone()).map_err(|s| Trouble {
         code: 2,
         message: format!(
@@ -62,7 +64,10 @@ async fn run(client: &Client, a: &DiffArgs, json: bool) -> Result<u8, Trouble> {
             message: e.to_string(),
         })?;
     d.show_names();
-    if json {
+    if a.html.html {
+        let page = crate::report::html::render_diff_html(&d).map_err(super::html::failure)?;
+        super::html::write_page(&page, a.html.output.as_deref())?;
+    } else if json {
         println!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
     } else {
         print!("{}", crate::report::diff::render_diff(&d, a.details));

@@ -14,12 +14,14 @@
 //! old report lacks say so).
 
 mod build;
+mod diff;
 pub mod svg;
 mod xray;
 
 use minijinja::{AutoEscape, Environment, Value as Jinja};
 
 pub use build::render_build_html;
+pub use diff::render_diff_html;
 pub use xray::render_xray_html;
 
 /// A page could not be rendered (a template bug, not bad input).
@@ -41,6 +43,7 @@ fn environment() -> Environment<'static> {
     for (name, text) in [
         ("base.html", include_str!("templates/base.html")),
         ("build.html", include_str!("templates/build.html")),
+        ("diff.html", include_str!("templates/diff.html")),
         ("xray.html", include_str!("templates/xray.html")),
         // Included verbatim: template text is never escaped, only values.
         ("style.css", include_str!("templates/style.css")),

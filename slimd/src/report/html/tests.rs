@@ -232,3 +232,65 @@ fn xray_pages_escape_names_too() {
         .collect();
     assert_eq!(added, ["/<b>added</b>"]);
 }
+
+/// A diff whose paths, package names, config values and history are hostile.
+fn image_diff() -> crate::diff::ImageDiff {
+    let t = |dir: &str, added: u64, removed: u64| {
+        json!({"dir": dir, "files_a": 3, "files_b": 3, "bytes_a": 100, "bytes_b": 140,
+               "added": added, "removed": removed, "changed": 1,
+               "added_bytes": 40, "removed_bytes": 0, "changed_bytes_delta": 0})
+    };
+    let mut totals = t("", 1, 1);
+    totals.as_object_mut().unwrap().remove("dir");
+    serde_json::from_value(json!({
+        "a": {"name": "app:<a>", "id": "sha256:aa", "size": 100, "layers": [{"diff_id": "sha256:1", "size": 10}]},
+        "b": {"name": "app:b", "id": "sha256:bb", "size": 140, "layers": []},
+        "same": false,
+        "files": {"totals": totals, "by_top_dir": [t("/srv", 1, 0), t("/<svg onload=alert(1)>", 0, 1)],
+                  "changes": [
+                      {"path": hostile_path(), "change": "added", "kind": "file", "size_a": 0, "size_b": 40},
+                      {"path": "/etc/<b>x</b>", "change": "removed", "kind": "file", "size_a": 5, "size_b": 0},
+                      {"path": "/bin/app", "change": "changed", "kind": "file", "size_a": 5, "size_b": 5,
+                       "aspects": [{"what": "mode", "a": "0755", "b": "<i>0700</i>"}]}]},
+        "packages": {"count_a": 1, "count_b": 1, "changes": [
+            {"change": "upgraded", "ecosystem": "Debian", "name": "<script>document.title='pkg'</script>",
+             "version_a": "1", "version_b": "2"}]},
+        "config": [{"field": "Env", "a": "A=<script>", "b": null}],
+        "layers": {"shared_base": 0, "same": false, "history_a": ["RUN <script>document.title='h'</script>"], "history_b": []},
+    }))
+    .unwrap()
+}
+
+#[test]
+fn diff_page_shows_hostile_names_as_text_and_the_counts() {
+    let page = render_diff_html(&image_diff()).unwrap();
+    only_our_script(&page);
+    assert!(!page.contains("<script>document"), "raw script text");
+    assert!(!page.contains("<svg onload"), "raw svg tag");
+    let doc = Html::parse_document(&page);
+    let text =
+        |s: &str| -> Vec<String> { doc.select(&sel(s)).map(|e| e.text().collect()).collect() };
+    assert!(text("#file-table td.path").contains(&hostile_path()));
+    assert!(text("#file-table td.path").contains(&"/etc/<b>x</b>".to_string()));
+    assert_eq!(text("#file-table tbody tr").len(), 3);
+    assert_eq!(text("#count-added"), ["1"]);
+    assert_eq!(text("#count-removed"), ["1"]);
+    assert_eq!(text("#count-changed"), ["1"]);
+    assert!(
+        text("#package-table td").contains(&"<script>document.title='pkg'</script>".to_string())
+    );
+    assert!(text("#dirs svg text").contains(&"/<svg onload=alert(1)>".to_string()));
+    assert_eq!(
+        doc.select(&sel("#dirs svg rect")).count(),
+        4,
+        "A and B bar per directory"
+    );
+    assert_eq!(doc.select(&sel("svg svg")).count(), 0, "no injected svg");
+    assert!(text("#layers code").contains(&"RUN <script>document.title='h'</script>".to_string()));
+    assert!(text("h1")[0].contains("app:<a>"));
+    assert_eq!(
+        doc.select(&sel("input[data-filter=file-table]")).count(),
+        1,
+        "a search box"
+    );
+}
