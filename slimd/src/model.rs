@@ -238,10 +238,6 @@ pub struct StatusInfo {
     #[serde(default)]
     pub features: Vec<crate::tracer::features::Feature>,
     pub tracepoints: Vec<String>,
-    /// Whether the per-syscall programs run now (while a tagged cgroup
-    /// exists; always in watch mode).
-    #[serde(default)]
-    pub syscall_hooks_attached: bool,
     pub engine: Option<crate::engine::EngineVersion>,
     pub engine_error: Option<String>,
     pub sessions_running: usize,

@@ -607,10 +607,6 @@ impl Daemon {
             tracer_error: self.tracer.as_ref().err().cloned(),
             features: self.features.list.clone(),
             tracepoints,
-            syscall_hooks_attached: self
-                .tracer
-                .as_ref()
-                .is_ok_and(|t| t.syscall_hooks_attached()),
             engine,
             engine_error,
             sessions_running: self.sessions.lock().unwrap().len(),

@@ -6,10 +6,7 @@ use std::{fs, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, ProgramArray},
-    programs::{
-        ProgramError, RawTracePoint, TracePoint, raw_trace_point::RawTracePointLinkId,
-        trace_point::TracePointLinkId,
-    },
+    programs::{ProgramError, RawTracePoint, TracePoint},
 };
 use slimd_common::{Config, MAX_SYSCALL_NR, WATCH_PREFIX_LEN, WATCH_PREFIXES, WatchPrefix};
 
@@ -71,86 +68,9 @@ impl Default for TracerOptions {
 /// Everything that must stay alive while tracing.
 pub(super) struct Loaded {
     pub ebpf: Ebpf,
-    /// Every tracepoint slimd uses: the fixed ones (attached for the
-    /// tracer's life) and the per-syscall ones (see [`Loaded::attach_syscalls`]).
     pub attached: Vec<String>,
     pub cgroups: CgroupHost,
-    /// The traced syscalls' exit tracepoints this kernel has (`sys_exit_<name>`).
-    exits: Vec<String>,
-    /// The per-syscall programs' links while they are attached.
-    links: Option<SyscallLinks>,
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
-}
-
-/// `sys_exit` on each traced syscall's exit tracepoint, and `sys_enter`.
-struct SyscallLinks {
-    exits: Vec<TracePointLinkId>,
-    enter: RawTracePointLinkId,
-}
-
-impl Loaded {
-    /// Whether the per-syscall programs run now.
-    pub fn syscalls_attached(&self) -> bool {
-        self.links.is_some()
-    }
-
-    /// Attaches the per-syscall programs: every exit program first, then
-    /// `sys_enter`, so that no syscall whose entry was seen misses its exit
-    /// program. Attaching twice is a no-op.
-    pub fn attach_syscalls(&mut self) -> Result<(), TracerError> {
-        if self.links.is_some() {
-            return Ok(());
-        }
-        let mut exits = Vec::with_capacity(self.exits.len());
-        let result = (|| {
-            let p: &mut TracePoint = program_mut(&mut self.ebpf, SYS_EXIT)?;
-            for name in &self.exits {
-                exits.push(
-                    p.attach("syscalls", name)
-                        .map_err(|e| attach_error(&format!("syscalls:{name}"), e))?,
-                );
-            }
-            let (prog, tracepoint) = SYS_ENTER;
-            let p: &mut RawTracePoint = program_mut(&mut self.ebpf, prog)?;
-            p.attach(tracepoint)
-                .map_err(|e| attach_error(&format!("raw_syscalls:{tracepoint} (raw)"), e))
-        })();
-        match result {
-            Ok(enter) => {
-                self.links = Some(SyscallLinks { exits, enter });
-                Ok(())
-            }
-            Err(e) => {
-                if let Ok(p) = program_mut::<TracePoint>(&mut self.ebpf, SYS_EXIT) {
-                    for l in exits {
-                        let _ = p.detach(l);
-                    }
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Detaches the per-syscall programs, `sys_enter` first (the reverse of
-    /// [`Loaded::attach_syscalls`]): from then on an untraced syscall runs
-    /// no slimd code at all.
-    pub fn detach_syscalls(&mut self) {
-        let Some(links) = self.links.take() else {
-            return;
-        };
-        if let Ok(p) = program_mut::<RawTracePoint>(&mut self.ebpf, SYS_ENTER.0)
-            && let Err(e) = p.detach(links.enter)
-        {
-            tracing::warn!("detaching sys_enter: {e}");
-        }
-        if let Ok(p) = program_mut::<TracePoint>(&mut self.ebpf, SYS_EXIT) {
-            for l in links.exits {
-                if let Err(e) = p.detach(l) {
-                    tracing::warn!("detaching sys_exit: {e}");
-                }
-            }
-        }
-    }
 }
 
 /// Capability numbers (linux/capability.h).
@@ -381,10 +301,14 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         tail.set(0, &fd, 0).map_err(|e| map_err("TAIL", e))?;
     }
 
-    let exits: Vec<String> = table
-        .iter()
-        .map(|e| format!("sys_exit_{}", e.tracepoint))
-        .collect();
+    for e in &table {
+        attach(
+            &mut ebpf,
+            SYS_EXIT,
+            "syscalls",
+            &format!("sys_exit_{}", e.tracepoint),
+        )?;
+    }
     for (prog, category, name) in SCHED_PROGRAMS {
         attach(&mut ebpf, prog, category, name)?;
     }
@@ -410,28 +334,17 @@ pub(super) fn load(opts: &TracerOptions) -> Result<Loaded, TracerError> {
         let (prog, tracepoint) = SYS_ENTER;
         let p: &mut RawTracePoint = program_mut(&mut ebpf, prog)?;
         p.load().map_err(|e| load_error(prog, e))?;
-        attached.extend(exits.iter().map(|n| format!("syscalls:{n}")));
+        p.attach(tracepoint)
+            .map_err(|e| attach_error(&format!("raw_syscalls:{tracepoint} (raw)"), e))?;
         attached.push(format!("raw_syscalls:{tracepoint}"));
     }
 
-    let mut loaded = Loaded {
+    Ok(Loaded {
         ebpf,
         attached,
         cgroups,
-        exits,
-        links: None,
         _logger: logger,
-    };
-    // Attached once now, so that a kernel that refuses one fails the load
-    // rather than the first session. Watch mode keeps them: the kernel tags
-    // a new container's cgroup at cgroup_mkdir, before userspace hears of
-    // it, so the hooks must already be there. Otherwise they run only while
-    // a tagged cgroup exists (see Tracer::tag).
-    loaded.attach_syscalls()?;
-    if !watching {
-        loaded.detach_syscalls();
-    }
-    Ok(loaded)
+    })
 }
 
 /// A program of the object, as its type.

@@ -252,10 +252,8 @@ pub struct Tracer {
     /// The reader task, joined by [`Tracer::stop`].
     reader_task: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
     info: Arc<TracerInfo>,
-    /// Programs and their links stay attached while this lives; the
-    /// per-syscall ones only while a tagged cgroup exists (always in watch
-    /// mode). When held with `subscribers` or `pending`, taken first.
-    programs: Arc<Mutex<loader::Loaded>>,
+    // Programs and their links stay attached while this lives.
+    _programs: Arc<loader::Loaded>,
 }
 
 /// What was loaded, for `slim status` and reports.
@@ -320,7 +318,7 @@ impl Tracer {
             reader,
             reader_task: Arc::new(Mutex::new(Some(reader_task))),
             info: Arc::new(info),
-            programs: Arc::new(Mutex::new(loaded)),
+            _programs: Arc::new(loaded),
         })
     }
 
@@ -369,8 +367,6 @@ impl Tracer {
 
     /// Tags a cgroup id: its processes (and those of its descendants at the
     /// configured levels) are traced from now on.
-    /// The per-syscall programs are attached first when they are not (see
-    /// [`Tracer::syscall_hooks_attached`]).
     pub fn tag(&self, cgroup_id: u64) -> Result<mpsc::UnboundedReceiver<TraceEvent>, TracerError> {
         let (tx, rx) = mpsc::unbounded_channel();
         self.shared
@@ -379,14 +375,7 @@ impl Tracer {
             .unwrap()
             .insert(cgroup_id, Subscriber { tx, received: 0 });
         let _ = self.reader.send(ReaderCmd::Wake);
-        // After the subscriber is in: an untag running now sees it and
-        // leaves the hooks attached.
-        let result = self
-            .programs
-            .lock()
-            .unwrap()
-            .attach_syscalls()
-            .and_then(|()| self.tag_maps(cgroup_id));
+        let result = self.tag_maps(cgroup_id);
         if result.is_err() {
             self.untag(cgroup_id);
         }
@@ -431,31 +420,6 @@ impl Tracer {
         }
         self.shared.subscribers.lock().unwrap().remove(&cgroup_id);
         let _ = self.reader.send(ReaderCmd::Sleep);
-        self.detach_when_idle();
-    }
-
-    /// Detaches the per-syscall programs when no cgroup is tagged any more
-    /// (never in watch mode, where the kernel tags new cgroups by itself).
-    /// Checked under the programs' lock, which [`Tracer::tag`] takes only
-    /// after registering its subscriber: a tag in progress keeps them.
-    fn detach_when_idle(&self) {
-        if self.shared.always_mapped {
-            return;
-        }
-        let mut programs = self.programs.lock().unwrap();
-        let idle = self.shared.subscribers.lock().unwrap().is_empty()
-            && self.shared.pending.lock().unwrap().is_empty();
-        if idle {
-            programs.detach_syscalls();
-        }
-    }
-
-    /// Whether the per-syscall programs (`raw_syscalls:sys_enter` and the
-    /// traced syscalls' exit tracepoints) are attached now: while a tagged
-    /// cgroup exists, and always in watch mode. Untagged, every process's
-    /// syscalls run no slimd code.
-    pub fn syscall_hooks_attached(&self) -> bool {
-        self.programs.lock().unwrap().syscalls_attached()
     }
 
     /// Waits until every record already in the ring buffer has been

@@ -150,52 +150,6 @@ async fn ignores_untagged_processes() -> Result<()> {
     Ok(())
 }
 
-/// The per-syscall programs run only while a cgroup is tagged: loaded
-/// without a session they are detached, a session attaches them before its
-/// tag (its container's events all arrive), and the last untag detaches
-/// them again. In watch mode they stay attached from the load on.
-#[tokio::test]
-#[ignore = "needs root and Docker: cargo xtask test"]
-async fn per_syscall_programs_attach_only_while_tagged() -> Result<()> {
-    let image = crate::tracee::tracee_image()?;
-    let tracer = Tracer::load(TracerOptions::default())?;
-    ensure!(
-        !tracer.syscall_hooks_attached(),
-        "attached with no cgroup tagged"
-    );
-    let held = tracer.start_session(ROOT, &slimd::session::new_session_id())?;
-    ensure!(tracer.syscall_hooks_attached(), "not attached while tagged");
-    let (events, summary, _) = traced_run(&tracer, image, &["paths"]).await?;
-    ensure!(
-        tracer.syscall_hooks_attached(),
-        "detached while another session is still tagged"
-    );
-    ensure!(
-        events
-            .iter()
-            .any(|e| matches!(e.data, EventData::Open { .. })),
-        "no open events"
-    );
-    ensure!(summary.stats.lost == 0, "lost events: {:?}", summary.stats);
-    held.finish().await;
-    held.remove_cgroup()?;
-    drop(held);
-    ensure!(
-        !tracer.syscall_hooks_attached(),
-        "still attached after the last untag"
-    );
-    drop(tracer);
-    let watching = Tracer::load(TracerOptions {
-        watch_prefixes: vec!["/slimd-test-watch-none/".into()],
-        ..TracerOptions::default()
-    })?;
-    ensure!(
-        watching.syscall_hooks_attached(),
-        "watch mode must keep the per-syscall programs attached"
-    );
-    Ok(())
-}
-
 /// Test 3: relative opens after chdir, opens through a symlink and opens
 /// with a dfd carry what is needed to resolve them.
 #[tokio::test]

@@ -23,15 +23,7 @@ pub(super) async fn status(client: &Client, json: bool) -> Result<ExitCode, Fail
         s.cgroup_v2_mount.as_deref().unwrap_or("?")
     );
     match &s.tracer_error {
-        None => println!(
-            "tracer     loaded, {} tracepoints; per-syscall programs {}",
-            s.tracepoints.len(),
-            if s.syscall_hooks_attached {
-                "attached"
-            } else {
-                "detached (no cgroup is tagged)"
-            }
-        ),
+        None => println!("tracer     loaded, {} tracepoints", s.tracepoints.len()),
         Some(e) => println!("tracer     UNAVAILABLE: {e}"),
     }
     for f in &s.features {
