@@ -650,26 +650,19 @@ pub async fn export_stream(
 ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>, ApiError>
 {
     use futures_util::{StreamExt, TryStreamExt};
-    let engine = daemon.engine().await.map_err(|e| ApiError {
-        kind: FailureKind::Internal,
-        message: e.to_string(),
-    })?;
-    let info = engine.inspect_image(image).await.map_err(|e| ApiError {
-        kind: if matches!(e, crate::engine::EngineError::ImageNotFound(_)) {
-            FailureKind::ImageNotFound
-        } else {
-            FailureKind::Internal
-        },
-        message: e.to_string(),
-    })?;
+    let (engine, info) = engine_and_image(daemon, image).await?;
     Ok(engine
         .export_image(&info.id)
         .map_err(std::io::Error::other)
         .boxed())
 }
 
-/// `slim xray` through the daemon: export, read, analyse, clean up.
-pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::XrayReport, ApiError> {
+/// The engine and the inspected `image`, for the routes that read an image
+/// (a missing image is `ImageNotFound`, anything else internal).
+async fn engine_and_image(
+    daemon: &Arc<Daemon>,
+    image: &str,
+) -> Result<(Engine, crate::engine::ImageInfo), ApiError> {
     let engine = daemon.engine().await.map_err(|e| ApiError {
         kind: FailureKind::Internal,
         message: e.to_string(),
@@ -682,6 +675,12 @@ pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::Xra
         },
         message: e.to_string(),
     })?;
+    Ok((engine, info))
+}
+
+/// `slim xray` through the daemon: export, read, analyse, clean up.
+pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::XrayReport, ApiError> {
+    let (engine, info) = engine_and_image(daemon, image).await?;
     let scratch = daemon.scratch_dir(&format!("xray-{}", new_session_id()));
     let result = async {
         let img = export_image(&engine, &info.id, &scratch).await?;
