@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod compose;
 pub mod engine;
 pub mod harden;
 pub mod host;

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compose::ComposeBundle;
 use crate::probe::options::ProbeOptions;
 use crate::resolve::options::KeepOptions;
 
@@ -67,6 +68,21 @@ pub struct SessionRequest {
     /// Build from a finished watch/profile session's observations instead
     /// of running the app (`slim build --from-profile ID`).
     pub from_profile: Option<String>,
+    /// `slim build --compose FILE`: build every chosen service of a Compose
+    /// stack (the image, tag and run options above are then unused; probe,
+    /// keep and verify options apply to every service).
+    pub compose: Option<ComposeRequest>,
+}
+
+/// The Compose part of a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComposeRequest {
+    pub bundle: ComposeBundle,
+    /// `--service`: the services to slim (empty: every enabled service).
+    pub services: Vec<String>,
+    /// `--profile`: active Compose profiles.
+    pub profiles: Vec<String>,
 }
 
 /// The phases of a session, in order.
