@@ -23,4 +23,5 @@ pub mod probe;
 pub mod report;
 pub mod resolve;
 pub mod session;
+pub mod stack;
 pub mod tracer;

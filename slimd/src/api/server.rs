@@ -269,7 +269,12 @@ async fn continue_session(State(s): State<AppState>, UrlPath(id): UrlPath<String
 }
 
 async fn start_session(State(s): State<AppState>, Json(req): Json<SessionRequest>) -> Response {
-    match s.daemon.start_session(req) {
+    let started = if req.compose.is_some() {
+        crate::stack::start(&s.daemon, req)
+    } else {
+        s.daemon.start_session(req)
+    };
+    match started {
         Ok(h) => progress_response(h, true),
         Err(e) => (StatusCode::BAD_REQUEST, Json(e)).into_response(),
     }

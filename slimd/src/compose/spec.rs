@@ -79,9 +79,10 @@ fn refusal(key: &str) -> &'static str {
 }
 
 /// When a dependency counts as ready.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
+    #[default]
     ServiceStarted,
     ServiceHealthy,
     ServiceCompletedSuccessfully,
@@ -166,12 +167,6 @@ pub struct ServiceSpec {
     pub slim: SlimExtension,
     /// Chosen for slimming (traced); the others run untraced.
     pub chosen: bool,
-}
-
-impl Default for Condition {
-    fn default() -> Self {
-        Condition::ServiceStarted
-    }
 }
 
 /// The stack to run: services in dependency order.

@@ -176,7 +176,14 @@ pub async fn run_probes(
         report.exec.push(rec);
     }
     for p in &plan.host_commands {
-        let rec = run_host_command(&p.cmd, &plan.endpoints, p.ignore_output, cmd_deadline()).await;
+        let rec = run_host_command(
+            &p.cmd,
+            &plan.endpoints,
+            &[],
+            p.ignore_output,
+            cmd_deadline(),
+        )
+        .await;
         report.host_commands.push(rec);
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;

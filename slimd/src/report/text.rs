@@ -10,6 +10,9 @@ use super::bytes;
 pub fn render_summary(s: &Value) -> String {
     let mut out = String::new();
     let kind = s["kind"].as_str().unwrap_or("build");
+    if kind == "compose" {
+        return render_stack_summary(s);
+    }
     if let Some(sz) = s.get("sizes").filter(|v| !v.is_null()) {
         let orig = sz["original_bytes"].as_u64().unwrap_or(0);
         let slim = sz["slim_bytes"].as_u64().unwrap_or(0);
@@ -91,6 +94,31 @@ pub fn render_summary(s: &Value) -> String {
     for w in s["warnings"].as_array().into_iter().flatten() {
         out.push_str(&format!("  warning   {}\n", w.as_str().unwrap_or("")));
     }
+    if let Some(r) = s["report"].as_str() {
+        out.push_str(&format!("  report    {r}\n"));
+    }
+    out
+}
+
+/// A Compose stack's summary: each service's own summary under its name,
+/// then the stack's end-to-end verify and its report.
+fn render_stack_summary(s: &Value) -> String {
+    let mut out = String::new();
+    for svc in s["services"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "service {}: {}\n",
+            svc["service"].as_str().unwrap_or("?"),
+            svc["image"].as_str().unwrap_or("?")
+        ));
+        out.push_str(&render_summary(svc));
+    }
+    out.push_str(&format!(
+        "stack {} ({}, {:.1} s)\n",
+        s["project"].as_str().unwrap_or("?"),
+        s["state"].as_str().unwrap_or("?"),
+        s["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+    ));
+    out.push_str(&render_verify(&s["verify"]));
     if let Some(r) = s["report"].as_str() {
         out.push_str(&format!("  report    {r}\n"));
     }

@@ -13,11 +13,11 @@ pub mod analyse;
 pub mod artifacts;
 pub mod cleanup;
 mod collect;
-mod container;
-mod ctx;
+pub(crate) mod container;
+pub(crate) mod ctx;
 pub mod error;
-mod run;
-mod verify;
+pub(crate) mod run;
+pub(crate) mod verify;
 pub mod watcher;
 
 pub use error::SessionError;
@@ -339,6 +339,30 @@ impl Daemon {
             id.clone(),
             req,
             self.shutdown.child_token(),
+        ));
+        handle.emit(Progress::Session { id: id.clone() });
+        self.sessions.lock().unwrap().insert(id, handle.clone());
+        Ok(handle)
+    }
+
+    /// Registers a session that is part of `parent` (a Compose stack's
+    /// service): cancelling the parent cancels it.
+    pub(crate) fn register_child(
+        &self,
+        req: &SessionRequest,
+        parent: &SessionHandle,
+    ) -> Result<Arc<SessionHandle>, ApiError> {
+        if self.shutting_down() {
+            return Err(ApiError {
+                kind: FailureKind::Internal,
+                message: "slimd is shutting down: no new sessions".into(),
+            });
+        }
+        let id = new_session_id();
+        let handle = Arc::new(SessionHandle::new(
+            id.clone(),
+            req,
+            parent.cancel.child_token(),
         ));
         handle.emit(Progress::Session { id: id.clone() });
         self.sessions.lock().unwrap().insert(id, handle.clone());
