@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
+mod compose_app;
 pub mod daemon;
 mod lang_images;
 mod names_image;
@@ -37,6 +38,7 @@ mod server_images;
 mod tests;
 pub mod tracee;
 mod verify_images;
+pub use compose_app::{COMPOSE_DB, COMPOSE_WEB, ensure_compose_app};
 pub use lang_images::LangImage;
 pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
 pub use probing_app::ProbingApp;

@@ -5,6 +5,7 @@
 //! fixture images).
 
 mod build;
+mod compose;
 mod deploy;
 mod engine_docker;
 mod fixture_images;
