@@ -935,3 +935,49 @@ impl Conductor<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compose::SlimExtension;
+
+    #[test]
+    fn a_service_request_takes_the_stack_options_and_its_own_settings() {
+        let mut stack = SessionRequest {
+            force: true,
+            verify: Some(true),
+            ..Default::default()
+        };
+        stack.probes.ready_timeout_secs = 7;
+        stack.probes.exec_probes = vec!["from the command line".into()];
+        stack.keep.include_paths = vec!["/etc/a".into()];
+        let svc = ServiceSpec {
+            name: "db".into(),
+            image: "pg:15".into(),
+            command: Some(vec!["postgres".into()]),
+            environment: vec!["A=1".into()],
+            ports: vec!["5432/tcp".into()],
+            slim: SlimExtension {
+                http_probe: Some(false),
+                exec_probes: vec!["psql -c 'select 1'".into()],
+                include_paths: vec!["/usr/share/pg".into()],
+                tag: Some("pg.slim:15".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let r = service_request(&stack, &svc);
+        assert_eq!(r.image, "pg:15");
+        assert_eq!(r.tag.as_deref(), Some("pg.slim:15"));
+        assert!(r.force);
+        assert_eq!(r.verify, Some(true));
+        assert_eq!(r.run.cmd.as_deref(), Some(&["postgres".to_string()][..]));
+        assert_eq!(r.run.env, ["A=1"]);
+        assert_eq!(r.run.expose, ["5432/tcp"]);
+        assert!(!r.probes.http_probe);
+        assert_eq!(r.probes.exec_probes, ["psql -c 'select 1'"]);
+        assert_eq!(r.probes.ready_timeout_secs, 7);
+        assert_eq!(r.keep.include_paths, ["/etc/a", "/usr/share/pg"]);
+        assert!(r.compose.is_none());
+    }
+}
