@@ -228,6 +228,49 @@ fn compose_build_cancelled_by_the_client_leaves_nothing() -> Result<()> {
     Ok(())
 }
 
+#[test]
+#[ignore = "needs root, Docker and the eBPF toolchain"]
+fn compose_leftovers_of_a_dead_daemon_are_removed_on_restart() -> Result<()> {
+    let (web, cache, db) = ensure_compose_app()?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("compose.yml");
+    std::fs::write(&file, compose_file(web, cache, db))?;
+    std::fs::write(dir.path().join("web.env"), "GREETING=hi\n")?;
+    let mut d = Daemon::start("compose-restart")?;
+    let mut child = d.slim_spawn(&["--json", "build", "--compose", &file.to_string_lossy()])?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while d.containers()?.len() < 2 {
+        if let Some(st) = child.try_wait()? {
+            bail!(
+                "slim ended before the stack came up: {st}\n{}",
+                tail(&d.log())
+            );
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the stack did not come up in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let label = format!("slimd.instance={}", d.cgroup_root);
+    ensure!(
+        !objects("network", &label)?.is_empty(),
+        "the stack has no network of its own"
+    );
+    // A crash: nothing is cleaned up by the daemon itself.
+    d.kill_hard();
+    let _ = child.wait();
+    d.spawn()?;
+    let nets = objects("network", &label)?;
+    let vols = objects("volume", &label)?;
+    ensure!(
+        nets.is_empty() && vols.is_empty(),
+        "after restart: networks {nets:?}, volumes {vols:?}"
+    );
+    d.assert_clean()?;
+    Ok(())
+}
+
 /// The client refuses what slimd does not run, naming the key, before
 /// anything starts (no daemon needed).
 #[test]
