@@ -292,3 +292,32 @@ mod tests {
         assert_eq!(codes.len(), kinds.len() + 1);
     }
 }
+
+#[cfg(test)]
+mod compose_wire {
+    use super::*;
+
+    #[test]
+    fn a_compose_request_round_trips() {
+        let mut b = crate::compose::ComposeBundle {
+            file: "/p/compose.yml".into(),
+            project_dir: "/p".into(),
+            text: "services: {}\n".into(),
+            dot_env: Some("A=1\n".into()),
+            ..Default::default()
+        };
+        b.env_files.insert("web.env".into(), "X=1\n".into());
+        b.environment.insert("TAG".into(), "1".into());
+        let r = SessionRequest {
+            image: "compose:/p/compose.yml".into(),
+            compose: Some(ComposeRequest {
+                bundle: b,
+                services: vec!["web".into()],
+                profiles: vec![],
+            }),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<SessionRequest>(&json).unwrap(), r);
+    }
+}

@@ -83,6 +83,13 @@ fn compose_stack_is_slimmed_and_verified_end_to_end() -> Result<()> {
     let t = Instant::now();
     let (out, lines) = d.build_json(&["--compose", &file.to_string_lossy()])?;
     let secs = t.elapsed().as_secs_f64();
+    ensure!(
+        !lines.is_empty(),
+        "slim printed no progress ({}): {}\ndaemon log tail: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        tail(&d.log())
+    );
     let last = last_event(&lines);
     ensure!(
         out.status.success() && last["event"] == "done",
