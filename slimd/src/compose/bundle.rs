@@ -102,15 +102,64 @@ impl ComposeBundle {
     }
 }
 
-/// `KEY=VALUE` lines of an env file (dotenv syntax: quotes, comments,
-/// `export`).
+/// `KEY=VALUE` lines of an env file, as Compose reads them: blank lines
+/// and `#` comments skipped, an optional `export `, values unquoted (the
+/// rest of the line, spaces included, up to a ` #` comment), in double
+/// quotes (`\n`, `\t`, `\"`, `\\` escapes) or in single quotes (literal).
+/// (dotenv parsers refuse unquoted spaces, which Compose accepts.)
 pub fn parse_env_file(text: &str, name: &str) -> Result<Vec<(String, String)>, ComposeError> {
-    dotenvy::from_read_iter(text.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|source| ComposeError::DotEnv {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let bad = |why: &str| ComposeError::EnvFile {
             file: name.to_string(),
-            source,
-        })
+            line: i + 1,
+            why: why.to_string(),
+        };
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE"))?;
+        let key = key.trim();
+        if key.is_empty() || key.contains(char::is_whitespace) {
+            return Err(bad("the variable name is empty or has spaces"));
+        }
+        let value = value.trim();
+        let value = if let Some(v) = value.strip_prefix('"') {
+            let v = v
+                .strip_suffix('"')
+                .ok_or_else(|| bad("unterminated double quote"))?;
+            let mut s = String::with_capacity(v.len());
+            let mut chars = v.chars();
+            while let Some(c) = chars.next() {
+                if c != '\\' {
+                    s.push(c);
+                    continue;
+                }
+                match chars.next() {
+                    Some('n') => s.push('\n'),
+                    Some('t') => s.push('\t'),
+                    Some(o) => s.push(o),
+                    None => s.push('\\'),
+                }
+            }
+            s
+        } else if let Some(v) = value.strip_prefix('\'') {
+            v.strip_suffix('\'')
+                .ok_or_else(|| bad("unterminated single quote"))?
+                .to_string()
+        } else {
+            match value.find(" #") {
+                Some(c) => value[..c].trim_end().to_string(),
+                None => value.to_string(),
+            }
+        };
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
 }
 
 /// `p` against `dir` unless absolute.
@@ -158,6 +207,26 @@ mod tests {
         );
         let vars = b.variables().unwrap();
         assert_eq!(vars.get("TAG").map(String::as_str), Some("1.0"));
+    }
+
+    #[test]
+    fn env_files_are_read_as_compose_reads_them() {
+        let text = "# comment\n\nexport A=1\nGREETING=hello from web.env\nQ=\"a \\\"b\\\"\\nc\"\nS='$x y'\nC=v # note\nE=\n";
+        let v = parse_env_file(text, "web.env").unwrap();
+        assert_eq!(
+            v,
+            [
+                ("A".into(), "1".into()),
+                ("GREETING".into(), "hello from web.env".into()),
+                ("Q".into(), "a \"b\"\nc".into()),
+                ("S".into(), "$x y".into()),
+                ("C".into(), "v".into()),
+                ("E".into(), String::new()),
+            ]
+        );
+        let e = parse_env_file("A=1\nnot a pair\n", "x.env").unwrap_err();
+        assert!(e.to_string().contains("x.env:2"), "{e}");
+        assert!(parse_env_file("A=\"open\n", "x.env").is_err());
     }
 
     #[test]

@@ -32,11 +32,11 @@ pub enum ComposeError {
         #[source]
         source: InterpolationError,
     },
-    #[error("{file}: {source}")]
-    DotEnv {
+    #[error("{file}:{line}: {why}")]
+    EnvFile {
         file: String,
-        #[source]
-        source: dotenvy::Error,
+        line: usize,
+        why: String,
     },
     #[error("env_file {path} of service {service} was not sent with the Compose file")]
     EnvFileMissing { service: String, path: String },
