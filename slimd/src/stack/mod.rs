@@ -93,6 +93,8 @@ pub struct ServiceResult {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct StackReport {
     pub id: String,
+    /// `compose` (tells a stack's report from a single build's).
+    pub kind: String,
     pub file: String,
     pub project: String,
     pub started: u64,
@@ -212,6 +214,7 @@ async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: SessionReques
     let scratch = daemon.scratch_dir(&handle.id);
     let mut report = StackReport {
         id: handle.id.clone(),
+        kind: "compose".into(),
         file: compose.bundle.file.clone(),
         started: unix_now(),
         ..Default::default()
