@@ -74,17 +74,14 @@ impl ComposeBundle {
             env_files: BTreeMap::new(),
             environment,
         };
-        for (service, file, required) in spec::env_file_refs(&bundle)? {
+        for (_service, file, required) in spec::env_file_refs(&bundle)? {
             let p = resolve(&dir, &file);
             match std::fs::read_to_string(&p) {
                 Ok(t) => {
                     bundle.env_files.insert(file, t);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
-                Err(source) => {
-                    let _ = service;
-                    return Err(ComposeError::Read { path: p, source });
-                }
+                Err(source) => return Err(ComposeError::Read { path: p, source }),
             }
         }
         Ok(bundle)
