@@ -13,6 +13,8 @@ use std::{
     time::Instant,
 };
 
+mod synth;
+
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
@@ -76,6 +78,26 @@ enum Cmd {
     },
     /// Builds the fixture images the end-to-end benchmark uses (cached).
     Images,
+    /// Writes two synthetic `docker save` archives (`DIR/a.tar`, `DIR/b.tar`)
+    /// for the diff benchmark.
+    SynthPair {
+        #[arg(long)]
+        dir: PathBuf,
+        /// File bytes per image, in MB.
+        #[arg(long, default_value_t = 1000)]
+        mb: u64,
+        #[arg(long, default_value_t = 20_000)]
+        files: usize,
+    },
+    /// `slim diff --file A --file B` in-process (the same library calls):
+    /// read both archives, diff, render the JSON; reports the time of each
+    /// step and the peak RSS.
+    Diff {
+        a: PathBuf,
+        b: PathBuf,
+        #[arg(long)]
+        scratch: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -97,6 +119,8 @@ fn main() -> Result<()> {
             scratch,
         } => assemble(save.as_deref(), image.as_deref(), &scratch)?,
         Cmd::Images => images()?,
+        Cmd::SynthPair { dir, mb, files } => synth::pair(&dir, mb, files)?,
+        Cmd::Diff { a, b, scratch } => diff(&a, &b, &scratch)?,
     };
     println!("{out}");
     Ok(())
@@ -381,6 +405,50 @@ fn assemble(save: Option<&Path>, image: Option<&str>, scratch: &Path) -> Result<
         "vm_hwm_kib": hwm,
         "vm_rss_kib": rss,
     }))
+}
+
+fn diff(a: &Path, b: &Path, scratch: &Path) -> Result<Value> {
+    std::fs::create_dir_all(scratch)?;
+    let t0 = Instant::now();
+    let img_a = Image::open(a, &scratch.join("a"))?;
+    let img_b = Image::open(b, &scratch.join("b"))?;
+    let read_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let mut d = slimd::diff::ImageDiff::compute(&img_a, "a", &img_b, "b");
+    d.show_names();
+    let mut sink = CountingSink(0);
+    serde_json::to_writer(&mut sink, &d)?;
+    let diff_s = t1.elapsed().as_secs_f64();
+    let (hwm, rss) = memory_kib();
+    let input_bytes = img_a.total_size() + img_b.total_size();
+    drop((img_a, img_b));
+    let _ = std::fs::remove_dir_all(scratch);
+    Ok(json!({
+        "input_bytes": input_bytes,
+        "changes": d.files.changes.len(),
+        "added": d.files.totals.added,
+        "removed": d.files.totals.removed,
+        "changed": d.files.totals.changed,
+        "json_bytes": sink.0,
+        "read_s": read_s,
+        "diff_s": diff_s,
+        "total_s": read_s + diff_s,
+        "vm_hwm_kib": hwm,
+        "vm_rss_kib": rss,
+    }))
+}
+
+/// Counts what is written and drops it.
+struct CountingSink(u64);
+
+impl std::io::Write for CountingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Every fixture image of the end-to-end tests, each with the `slim build`

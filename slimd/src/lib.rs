@@ -10,20 +10,27 @@
 //! container's processes, `compose` reading Compose files, and `report`
 //! explaining the result. `model` is the
 //! session vocabulary everyone shares; `api` is the socket protocol between
-//! the daemon and the `slim` CLI, and `cli` their front ends. No module
-//! imports one that imports it back.
+//! the daemon and the `slim` CLI, and `cli` their front ends. Beside the
+//! image library, `inventory` (one package list across every database),
+//! `diff`, `sbom` and `vuln` answer *what do you ship*: pure functions over
+//! read images, usable on archives without a daemon. No module imports one
+//! that imports it back.
 
 pub mod api;
 pub mod cli;
 pub mod compose;
+pub mod diff;
 pub mod engine;
 pub mod harden;
 pub mod host;
 pub mod image;
+pub mod inventory;
 pub mod model;
 pub mod probe;
 pub mod report;
 pub mod resolve;
+pub mod sbom;
 pub mod session;
 pub mod stack;
 pub mod tracer;
+pub mod vuln;

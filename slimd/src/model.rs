@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::compose::ComposeBundle;
+use crate::probe::host::HostCommandBatch;
 use crate::probe::options::ProbeOptions;
 use crate::resolve::options::KeepOptions;
 
@@ -68,6 +69,9 @@ pub struct SessionRequest {
     /// Build from a finished watch/profile session's observations instead
     /// of running the app (`slim build --from-profile ID`).
     pub from_profile: Option<String>,
+    /// An offline OSV database (directory or `all.zip`, an absolute path the
+    /// daemon reads): the build report gets the vulnerability delta.
+    pub vuln_db: Option<std::path::PathBuf>,
     /// `slim build --compose FILE`: build every chosen service of a Compose
     /// stack (the image, tag and run options above are then unused; probe,
     /// keep and verify options apply to every service).
@@ -141,6 +145,9 @@ pub enum FailureKind {
     Verify,
     /// Cancelled (client went away, or asked).
     Cancelled,
+    /// The caller may not do this (another user's session, a host path
+    /// they may not read, a protected path).
+    Forbidden,
     /// The daemon, kernel or engine failed.
     Internal,
 }
@@ -160,6 +167,7 @@ impl FailureKind {
             FailureKind::App => 5,
             FailureKind::Verify => 6,
             FailureKind::Cancelled => 130,
+            FailureKind::Forbidden => 8,
             FailureKind::Internal => 1,
         }
     }
@@ -185,6 +193,12 @@ pub enum Progress {
     PhaseSkipped {
         phase: Phase,
         why: String,
+    },
+    /// The client that started the session runs these host commands
+    /// (`--probe-cmd`) as its user and posts the results back; no one
+    /// else runs them, and the daemon never does.
+    HostCommands {
+        batch: HostCommandBatch,
     },
     /// Something the user should know, not an error.
     Note {
@@ -218,6 +232,10 @@ pub struct SessionInfo {
     pub finished: Option<u64>,
     pub target: Option<String>,
     pub message: Option<String>,
+    /// The uid of the user who started it (`None`: before owners were
+    /// recorded, read as root's).
+    #[serde(default)]
+    pub owner: Option<u32>,
 }
 
 /// `GET /v1/status`.
@@ -240,6 +258,39 @@ pub struct StatusInfo {
     pub engine_error: Option<String>,
     pub sessions_running: usize,
     pub state_dir: String,
+}
+
+/// Who sent a request: the peer's credentials, as the kernel gave them for
+/// the connection (SO_PEERCRED, SO_PEERGROUPS). Sessions belong to their
+/// caller's uid, and host paths are checked with these ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl Caller {
+    /// Root (the daemon itself, watch mode, tests).
+    pub fn root() -> Self {
+        Caller::default()
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.uid == 0
+    }
+
+    /// Whether `gid` is the caller's primary or a supplementary group.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.contains(&gid)
+    }
+
+    /// Whether the caller may see and act on a session of `owner` (root
+    /// may act on every session; a session without an owner is root's).
+    pub fn may_use(&self, owner: Option<u32>) -> bool {
+        self.is_root() || owner.unwrap_or(0) == self.uid
+    }
 }
 
 /// Error body of a failed request.
@@ -283,6 +334,7 @@ mod tests {
             FailureKind::App,
             FailureKind::Verify,
             FailureKind::Cancelled,
+            FailureKind::Forbidden,
             FailureKind::Internal,
         ];
         let mut codes: Vec<u8> = kinds.iter().map(|k| k.exit_code()).collect();

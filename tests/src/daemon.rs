@@ -28,6 +28,9 @@ pub struct Daemon {
     /// A command the daemon runs under (e.g. `setpriv` with a capability
     /// bounding set); empty: none.
     pub wrapper: Vec<String>,
+    /// The CLI of the engine the daemon drives (`docker`, `podman`): lists
+    /// and removes what its sessions leave.
+    pub engine_cli: &'static str,
 }
 
 impl Daemon {
@@ -54,9 +57,21 @@ impl Daemon {
             cgroup_root: format!("slimd-e2e-{name}"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             wrapper: wrapper.iter().map(|s| s.to_string()).collect(),
+            engine_cli: "docker",
             dir,
         };
         d.spawn()?;
+        Ok(d)
+    }
+
+    /// A daemon driving rootful Podman (`--engine podman`, its default
+    /// socket), started when none answers; `extra` are more flags.
+    pub fn start_podman(name: &str, extra: &[&str]) -> Result<Self> {
+        crate::podman::ensure_podman()?;
+        let mut flags = vec!["--engine", "podman"];
+        flags.extend_from_slice(extra);
+        let mut d = Self::start_with(name, &flags)?;
+        d.engine_cli = "podman";
         Ok(d)
     }
 
@@ -191,12 +206,15 @@ impl Daemon {
 
     /// Containers this daemon instance has (any state).
     pub fn containers(&self) -> Result<Vec<String>> {
-        let out = crate::docker([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=slimd.instance={}", self.cgroup_root),
-        ])?;
+        let out = crate::checked(
+            Command::new(self.engine_cli).args([
+                "ps",
+                "-aq",
+                "--filter",
+                &format!("label=slimd.instance={}", self.cgroup_root),
+            ]),
+            Duration::from_secs(60),
+        )?;
         Ok(out.split_whitespace().map(str::to_string).collect())
     }
 
@@ -262,7 +280,10 @@ impl Drop for Daemon {
         // Whatever a failed test left: remove it, so the next run starts clean.
         if let Ok(ids) = self.containers() {
             for id in ids {
-                let _ = crate::docker(["rm", "-f", &id]);
+                let _ = crate::checked(
+                    Command::new(self.engine_cli).args(["rm", "-f", &id]),
+                    Duration::from_secs(60),
+                );
             }
         }
         // The (now empty) cgroup root of this test instance.

@@ -5,8 +5,9 @@
 //! change: the five base fixtures, the language images ([`LangImage`]), the
 //! client-first servers ([`ServerImage`]), and the fixtures of the names,
 //! verify and probing suites), a daemon per test ([`daemon`]), the tracer
-//! suite's `tracee` image ([`tracee`]), and small helpers to run the
-//! `docker` CLI and speak HTTP to a published port.
+//! suite's `tracee` image ([`tracee`]), rootful Podman's API service and
+//! fixtures carried into its store ([`podman`]), and small helpers to run
+//! the `docker` CLI and speak HTTP to a published port.
 //!
 //! Every helper is idempotent and safe to call from several tests and test
 //! binaries at once: images are cached by a content hash kept in the
@@ -28,17 +29,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
+pub mod browser;
 mod compose_app;
 pub mod daemon;
+mod hostile_image;
 mod lang_images;
 mod names_image;
+pub mod podman;
 mod probing_app;
+pub mod sbom_schema;
 mod server_images;
 #[cfg(test)]
 mod tests;
 pub mod tracee;
 mod verify_images;
 pub use compose_app::{COMPOSE_DB, COMPOSE_WEB, ensure_compose_app};
+pub use hostile_image::{
+    HOSTILE_DIR, HOSTILE_FILE, HOSTILE_INDEX, HOSTILE_TAG, ensure_hostile_image, hostile_path,
+};
 pub use lang_images::LangImage;
 pub use names_image::{CAFE, COPY, MENU, NAMES_TAG, UNUSED, ensure_names_image, long_path};
 pub use probing_app::ProbingApp;
@@ -191,6 +199,24 @@ pub fn docker_answers(socket: &Path) -> bool {
     }
 }
 
+/// Starts an engine that outlives the test (dockerd, Podman's service). It
+/// inherits none of the test's open files, above all the e2e lock that
+/// `flock` holds for a test run: an engine holding it would keep every
+/// later run waiting.
+pub fn spawn_service(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    // SAFETY: close_range(2) is async-signal-safe and takes no pointers.
+    unsafe {
+        cmd.pre_exec(|| {
+            unsafe extern "C" {
+                fn close_range(first: u32, last: u32, flags: i32) -> i32;
+            }
+            close_range(3, u32::MAX, 0);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
 /// Makes sure a Docker engine answers on [`DOCKER_SOCKET`]: if none does,
 /// starts `dockerd` in the background (log: `/var/log/slimd-tests-dockerd.log`)
 /// and waits up to 60 s for it.
@@ -209,13 +235,12 @@ pub fn ensure_docker() -> Result<()> {
         .with_context(|| format!("open {}", log_path.display()))?;
     // Another test process may be starting one right now: give it a moment.
     if !wait_for(|| docker_answers(socket), Duration::from_secs(2)) {
-        Command::new("dockerd")
-            .stdin(Stdio::null())
+        let mut cmd = Command::new("dockerd");
+        cmd.stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
-            .process_group(0)
-            .spawn()
-            .context("cannot start dockerd (is docker.io installed?)")?;
+            .process_group(0);
+        spawn_service(&mut cmd).context("cannot start dockerd (is docker.io installed?)")?;
     }
     if !wait_for(|| docker_answers(socket), Duration::from_secs(60)) {
         bail!(
@@ -226,7 +251,7 @@ pub fn ensure_docker() -> Result<()> {
     Ok(())
 }
 
-fn wait_for(mut ok: impl FnMut() -> bool, timeout: Duration) -> bool {
+pub(crate) fn wait_for(mut ok: impl FnMut() -> bool, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if ok() {

@@ -3,10 +3,14 @@
 //! - `setup`: install the toolchain on a fresh Debian machine (idempotent).
 //! - `build`: build the eBPF object with Debian's rustc, then slimd with the
 //!   object embedded.
-//! - `test`: build, start dockerd when no engine answers, run unit and
-//!   end-to-end tests, then the kernel matrix (`vm-test`).
+//! - `test`: build, start dockerd when no engine answers, run unit tests,
+//!   a bounded fuzzing run (`fuzz`, 60 s per target, when cargo-fuzz is
+//!   set up), end-to-end tests, then the kernel matrix (`vm-test`).
+//! - `fuzz`: run each fuzz target of `fuzz/` for a while.
 //! - `demo`: build a demo image locally and run `slim build` on it end to end.
 //! - `bench`: the benchmarks of `bench/` (results in bench/results/).
+//! - `image`: the slimd container image (release binaries and their ELF
+//!   closure on an empty base), tagged as the Kubernetes manifests say.
 //! - `install` / `uninstall`: the binaries, systemd units and group.
 //! - `lint`: rustfmt (both workspaces) and clippy.
 //! - `vm-test`: the tracer suite and one full build on other kernels, in
@@ -15,6 +19,8 @@
 mod bench;
 mod demo;
 mod docker;
+mod fuzz;
+mod image;
 mod install;
 mod setup;
 mod vm;
@@ -53,6 +59,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true)]
         filter: Vec<String>,
     },
+    /// Run each fuzz target of fuzz/ for SECONDS (needs cargo-fuzz,
+    /// which `cargo xtask setup` installs).
+    Fuzz {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
     /// Build a demo image and minify it with `slim build`, end to end.
     Demo,
     /// Run the benchmarks and regenerate the README table.
@@ -68,6 +80,14 @@ enum Cmd {
         /// Only regenerate the README table from bench/results/.
         #[arg(long)]
         table_only: bool,
+    },
+    /// Build the slimd container image locally (release binaries and their
+    /// shared-library closure on an empty base) and load it into Docker as
+    /// slimd/slimd:<workspace version>, the image the manifests run.
+    Image {
+        /// Also keep the root filesystem tar here.
+        #[arg(long)]
+        rootfs_tar: Option<PathBuf>,
     },
     /// Install slimd, slim, the systemd units and the `slimd` group.
     Install {
@@ -111,6 +131,7 @@ fn main() -> Result<()> {
         Cmd::Setup => setup::run_setup(),
         Cmd::Build { release } => build(release).map(|_| ()),
         Cmd::Test { unit, filter } => test(unit, &filter),
+        Cmd::Fuzz { seconds } => fuzz::run_all(seconds),
         Cmd::Demo => demo::run_demo(),
         Cmd::Bench {
             names,
@@ -124,6 +145,7 @@ fn main() -> Result<()> {
                 bench::run(&names, bench::Options { quick, rounds })
             }
         }
+        Cmd::Image { rootfs_tar } => image::build_image(rootfs_tar.as_deref()),
         Cmd::Install { prefix } => install::install(&prefix),
         Cmd::Uninstall { prefix } => install::uninstall(&prefix),
         Cmd::Lint => lint(),
@@ -197,6 +219,9 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| project_root().join("target"))
 }
 
+/// Seconds each fuzz target runs in `cargo xtask test`.
+const FUZZ_SECONDS: u64 = 60;
+
 fn test(unit_only: bool, filter: &[String]) -> Result<()> {
     let bin_dir = build(false)?;
     // Unit tests of every crate: fast, no privileges.
@@ -208,6 +233,11 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
     if unit_only {
         return Ok(());
     }
+    // Fuzzing, bounded: about a minute per target.
+    if !fuzz::available() {
+        bail!("cargo fuzz is not installed: run `cargo xtask setup`, which installs it");
+    }
+    fuzz::run_all(FUZZ_SECONDS)?;
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc_geteuid() } != 0 {
         bail!(
@@ -215,6 +245,9 @@ fn test(unit_only: bool, filter: &[String]) -> Result<()> {
         );
     }
     docker::ensure_engine()?;
+    // The slimd image (release binaries): the slimd_image suite runs the
+    // DaemonSet's container from it.
+    image::build_image(None)?;
     // End-to-end tests, ignored ones included (they are marked so that a
     // plain `cargo test` skips them), one at a time: they share the kernel,
     // the engine and two cores. The suites are modules of the slimd-tests

@@ -10,6 +10,10 @@ use crate::{path_with_cargo_bin, run};
 const PACKAGES: &[&str] = &[
     // Container engine (tests and demo start dockerd themselves).
     "docker.io",
+    // Rootful Podman 4.3 and its Docker-compatible API service (the podman
+    // suite starts `podman system service`); CNI plugins for its bridge.
+    "podman",
+    "containernetworking-plugins",
     // bpf-linker links against LLVM 22.
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -22,6 +26,14 @@ const PACKAGES: &[&str] = &[
     "debootstrap",
     "busybox-static",
     "gcc",
+    // libFuzzer (built by cargo-fuzz's libfuzzer-sys) is C++.
+    "g++",
+    // The daemon's edge tests create and remove users and groups, and run
+    // slim as them.
+    "passwd",
+    "util-linux",
+    // objcopy: `cargo xtask image` strips the binaries' debug sections.
+    "binutils",
     "libc6-dev",
     "zlib1g-dev",
     // The compose test checks the generated compose.slim.yml with
@@ -40,9 +52,21 @@ const PACKAGES: &[&str] = &[
     // host (containers reach Debian's mirror, not PyPI or npm).
     "python3-pip",
     "npm",
+    // A venv for the SPDX validator (spdx-tools from PyPI).
+    "python3-venv",
+    // The HTML report suite opens pages in headless Chromium (screenshots,
+    // the DOM as the browser built it); fonts so text renders in them.
+    "chromium",
+    "fonts-dejavu-core",
 ];
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// The SPDX project's own validator (`pyspdxtools`), in a venv of its own;
+/// the ship suite validates every SPDX document with it (the same path is
+/// in tests/src/sbom_schema.rs).
+const SPDX_TOOLS: &str = "/var/cache/slimd-tests/spdx-tools/bin/pyspdxtools";
+const SPDX_TOOLS_VERSION: &str = "0.8.5";
 
 pub fn run_setup() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
@@ -92,6 +116,39 @@ pub fn run_setup() -> Result<()> {
             )
             .env("LLVM_SYS_221_PREFIX", "/usr/lib/llvm-22"))
         .context("building bpf-linker failed")?;
+    }
+    if crate::fuzz::available() {
+        println!("setup: cargo-fuzz present");
+    } else {
+        println!("setup: installing cargo-fuzz (the bounded fuzzing run of `cargo xtask test`)");
+        run(Command::new(env!("CARGO"))
+            .args(["install", "cargo-fuzz", "--locked"])
+            .env("PATH", path_with_cargo_bin()))
+        .context("installing cargo-fuzz failed")?;
+    }
+    if Command::new(SPDX_TOOLS)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        println!("setup: spdx-tools {SPDX_TOOLS_VERSION} present");
+    } else {
+        println!(
+            "setup: installing spdx-tools {SPDX_TOOLS_VERSION} from PyPI (the SPDX validator of the ship suite)"
+        );
+        let venv = Path::new(SPDX_TOOLS)
+            .ancestors()
+            .nth(2)
+            .expect("a venv path");
+        run(Command::new("/usr/bin/python3")
+            .args(["-m", "venv"])
+            .arg(venv))?;
+        run(Command::new(venv.join("bin/pip")).args([
+            "install",
+            "--quiet",
+            &format!("spdx-tools=={SPDX_TOOLS_VERSION}"),
+        ]))
+        .context("installing spdx-tools failed")?;
     }
     for tool in ["rustfmt", "clippy"] {
         let ok = Command::new("rustup")

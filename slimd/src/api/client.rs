@@ -11,7 +11,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::net::UnixStream;
 
 use super::types::{
-    ApiError, FailureKind, Progress, SessionInfo, SessionRequest, StatusInfo, XrayRequest,
+    ApiError, ExportRequest, FailureKind, Progress, SessionInfo, SessionRequest, StatusInfo,
+    XrayRequest,
 };
 
 /// Why a call failed.
@@ -181,11 +182,59 @@ impl Client {
             .await
     }
 
+    /// Posts the results of host commands the session asked this client
+    /// to run.
+    pub async fn host_results(
+        &self,
+        id: &str,
+        results: &crate::probe::HostCommandResults,
+    ) -> Result<(), ClientError> {
+        let body = serde_json::to_vec(results).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/v1/sessions/{id}/host-results"),
+                Some(body),
+            )
+            .await?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(api_error(status, &read_body(resp).await?))
+    }
+
     pub async fn xray(&self, image: &str) -> Result<serde_json::Value, ClientError> {
         let req = XrayRequest {
             image: image.into(),
         };
         self.call(Method::POST, "/v1/xray", Some(&req)).await
+    }
+
+    /// An engine image's `docker save` tar, as a stream of bytes.
+    pub async fn export(
+        &self,
+        image: &str,
+    ) -> Result<
+        impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+        ClientError,
+    > {
+        use futures_util::TryStreamExt;
+        let body = serde_json::to_vec(&ExportRequest {
+            image: image.into(),
+        })
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = self
+            .send(Method::POST, "/v1/images/export", Some(body))
+            .await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(api_error(status, &read_body(resp).await?));
+        }
+        Ok(resp
+            .into_body()
+            .into_data_stream()
+            .map_err(std::io::Error::other))
     }
 
     /// Starts a session; its progress streams back.

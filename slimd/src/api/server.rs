@@ -1,17 +1,30 @@
-//! The daemon's HTTP API on a Unix socket (axum on a tokio `UnixListener`).
+//! The daemon's HTTP API on a Unix socket (axum on a tokio `UnixListener`,
+//! one hyper connection task per client, so a slow client holds only its
+//! own connection).
 //!
 //! Access is the socket file's: mode 0660, group `slimd` when that group
-//! exists. Each connection's peer credentials (SO_PEERCRED) are checked as
-//! well — root, the daemon's own user, or a member of the `slimd` group — and
-//! logged. A session's progress is streamed as newline-delimited JSON; if
-//! the client goes away, the session is cancelled unless it asked to detach
-//! (blank keep-alive lines let a broken connection show up between phases).
+//! exists. Each connection's peer credentials (SO_PEERCRED, and the
+//! supplementary groups from SO_PEERGROUPS) are checked as well — root, the
+//! daemon's own user, or a member of the `slimd` group — and logged; they
+//! are the [`Caller`] every request acts as. A session belongs to its
+//! caller: anyone but root lists, reads, follows, continues and cancels
+//! only their own (403 otherwise).
+//!
+//! Requests are bounded ([`super::limits`]): the body's size (413), its
+//! strings, lists and commands, malformed JSON (400 naming the field), the
+//! time to send the request head ([`HEADER_TIMEOUT`]) and body
+//! ([`BODY_TIMEOUT`]), and the number of connections open at once
+//! ([`MAX_CONNECTIONS`]).
+//!
+//! A session's progress is streamed as newline-delimited JSON; if the client
+//! goes away, the session is cancelled unless it asked to detach (blank
+//! keep-alive lines let a broken connection show up between phases).
 
 use std::{
     convert::Infallible,
     ffi::CString,
     os::{
-        fd::FromRawFd,
+        fd::{AsRawFd, FromRawFd},
         unix::fs::{PermissionsExt, chown},
     },
     path::{Path, PathBuf},
@@ -20,45 +33,85 @@ use std::{
 };
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     body::{Body, Bytes},
-    extract::{ConnectInfo, Path as UrlPath, Request, State},
+    extract::{Path as UrlPath, Request, State},
     http::StatusCode,
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{get, post},
-    serve::IncomingStream,
 };
 use futures_util::stream;
-use tokio::{net::UnixListener, sync::broadcast};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{
+    net::{UnixListener, UnixStream},
+    sync::{Semaphore, broadcast},
+};
+use tower::ServiceExt;
 
-use super::types::{ApiError, FailureKind, Progress, SessionRequest, XrayRequest};
+use super::limits::{self, MAX_BODY, RequestError};
+use super::types::{ApiError, Caller, ExportRequest, FailureKind, Progress, XrayRequest};
 use crate::session::{Daemon, SessionHandle, valid_id};
 
+/// Time a client has to send a request's head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send a request's body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the socket's backlog.
+pub const MAX_CONNECTIONS: usize = 256;
+
 /// Credentials of the process at the other end of a connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Peer {
     pub pid: Option<i32>,
-    pub uid: u32,
-    pub gid: u32,
+    pub caller: Caller,
 }
 
-impl axum::extract::connect_info::Connected<IncomingStream<'_, UnixListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
-        match stream.io().peer_cred() {
+impl Peer {
+    /// The kernel's credentials for `stream`'s peer, taken when it
+    /// connected. Unknown: uid `u32::MAX`, which is never allowed.
+    fn of(stream: &UnixStream) -> Peer {
+        match stream.peer_cred() {
             Ok(c) => Peer {
                 pid: c.pid(),
-                uid: c.uid(),
-                gid: c.gid(),
+                caller: Caller {
+                    uid: c.uid(),
+                    gid: c.gid(),
+                    groups: peer_groups(stream),
+                },
             },
-            // Unknown peer: uid u32::MAX is never allowed.
             Err(_) => Peer {
                 pid: None,
-                uid: u32::MAX,
-                gid: u32::MAX,
+                caller: Caller {
+                    uid: u32::MAX,
+                    gid: u32::MAX,
+                    groups: Vec::new(),
+                },
             },
         }
     }
+}
+
+/// The peer's supplementary groups as of its connect (SO_PEERGROUPS).
+fn peer_groups(stream: &UnixStream) -> Vec<u32> {
+    let mut groups = vec![0 as libc::gid_t; 256];
+    let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `groups` and
+    // stores the length it wrote in `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERGROUPS,
+            groups.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Vec::new();
+    }
+    groups.truncate(len as usize / std::mem::size_of::<libc::gid_t>());
+    groups
 }
 
 /// Who may use the API.
@@ -69,23 +122,11 @@ struct Access {
 }
 
 impl Access {
-    fn allows(&self, p: &Peer) -> bool {
-        if p.uid == 0 || p.uid == self.daemon_uid {
+    fn allows(&self, c: &Caller) -> bool {
+        if c.uid == 0 || c.uid == self.daemon_uid {
             return true;
         }
-        let Some(g) = self.group else { return false };
-        if p.gid == g {
-            return true;
-        }
-        // Supplementary groups of the peer process.
-        p.pid
-            .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Groups:"))
-                    .map(|groups| groups.split_whitespace().any(|x| x.parse::<u32>() == Ok(g)))
-            })
-            .unwrap_or(false)
+        self.group.is_some_and(|g| c.in_group(g))
     }
 }
 
@@ -163,7 +204,9 @@ fn systemd_listener() -> anyhow::Result<Option<UnixListener>> {
     Ok(Some(UnixListener::from_std(std_listener)?))
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, each connection in its own task;
+/// then waits for open connections to end (progress streams end with their
+/// sessions, which shutdown cancels), 10 s at most.
 pub async fn serve(
     listener: UnixListener,
     daemon: Arc<Daemon>,
@@ -178,9 +221,53 @@ pub async fn serve(
         },
     };
     let app = router(state.clone()).layer(middleware::from_fn_with_state(state, check_peer));
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => match a {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let peer = Peer::of(&stream);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(peer.clone());
+            app.clone().oneshot(req.map(Body::new))
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended: {e}");
+            }
+            drop(permit);
+        });
+    }
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(Duration::from_secs(10)) => {
+            tracing::warn!("connections still open 10 s after shutdown; closing them");
+        }
+    }
+    Ok(())
 }
 
 fn router(state: AppState) -> Router {
@@ -190,26 +277,93 @@ fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}", get(report).delete(cancel))
         .route("/v1/sessions/{id}/progress", get(follow))
         .route("/v1/sessions/{id}/continue", post(continue_session))
+        .route("/v1/sessions/{id}/host-results", post(host_results))
         .route("/v1/xray", post(xray))
+        .route("/v1/images/export", post(export_image))
         .with_state(state)
 }
 
 async fn check_peer(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
+    Extension(peer): Extension<Peer>,
     req: Request,
     next: Next,
 ) -> Response {
-    if !state.access.allows(&peer) {
-        tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused API request from a peer outside the slimd group");
+    let c = &peer.caller;
+    if !state.access.allows(c) {
+        tracing::warn!(uid = c.uid, pid = ?peer.pid, "refused API request from a peer outside the slimd group");
         return error(
             StatusCode::FORBIDDEN,
-            FailureKind::Usage,
+            FailureKind::Forbidden,
             "not allowed: use slimd as root or as a member of the slimd group".into(),
         );
     }
-    tracing::debug!(uid = peer.uid, pid = ?peer.pid, method = %req.method(), path = %req.uri().path(), "API request");
+    tracing::debug!(uid = c.uid, pid = ?peer.pid, method = %req.method(), path = %req.uri().path(), "API request");
     next.run(req).await
+}
+
+/// Reads a JSON body within [`BODY_TIMEOUT`] and [`MAX_BODY`], parsed by
+/// `parse`: 408, 413 or 400 (naming the field) otherwise.
+async fn json_body<T>(
+    req: Request,
+    parse: impl FnOnce(&[u8]) -> Result<T, RequestError>,
+) -> Result<T, Response> {
+    let read = axum::body::to_bytes(req.into_body(), MAX_BODY);
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read).await {
+        Err(_) => {
+            return Err(error(
+                StatusCode::REQUEST_TIMEOUT,
+                FailureKind::Usage,
+                format!(
+                    "the request body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                || e.to_string().contains("length limit");
+            return Err(if too_large {
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    FailureKind::Usage,
+                    format!("the request body is larger than {MAX_BODY} bytes"),
+                )
+            } else {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    FailureKind::Usage,
+                    format!("reading the request body: {e}"),
+                )
+            });
+        }
+        Ok(Ok(b)) => b,
+    };
+    parse(&bytes).map_err(|e| error(StatusCode::BAD_REQUEST, FailureKind::Usage, e.to_string()))
+}
+
+/// A 403 unless `caller` may act on session `id` (its owner, or root); a
+/// 404 when there is no such session; `None` when the caller may go on.
+fn refusal(s: &AppState, caller: &Caller, id: &str) -> Option<Response> {
+    match s.daemon.owner_of(id) {
+        None => Some(error(
+            StatusCode::NOT_FOUND,
+            FailureKind::Usage,
+            format!("no session {id} (see `slim sessions`)"),
+        )),
+        Some(owner) if !caller.may_use(Some(owner)) => {
+            tracing::warn!(uid = caller.uid, session = %id, owner, "refused: another user's session");
+            Some(error(
+                StatusCode::FORBIDDEN,
+                FailureKind::Forbidden,
+                format!(
+                    "session {id} belongs to another user (uid {owner}): only its owner and root may see or change it"
+                ),
+            ))
+        }
+        Some(_) => None,
+    }
 }
 
 fn error(status: StatusCode, kind: FailureKind, message: String) -> Response {
@@ -220,11 +374,18 @@ async fn status(State(s): State<AppState>) -> Response {
     Json(s.daemon.status().await).into_response()
 }
 
-async fn list_sessions(State(s): State<AppState>) -> Response {
-    Json(s.daemon.list()).into_response()
+async fn list_sessions(State(s): State<AppState>, Extension(p): Extension<Peer>) -> Response {
+    Json(s.daemon.list_for(&p.caller)).into_response()
 }
 
-async fn report(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+async fn report(
+    State(s): State<AppState>,
+    Extension(p): Extension<Peer>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if let Some(r) = refusal(&s, &p.caller, &id) {
+        return r;
+    }
     if let Some(r) = s.daemon.report(&id) {
         return Json(r).into_response();
     }
@@ -238,11 +399,18 @@ async fn report(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Resp
     error(
         StatusCode::NOT_FOUND,
         FailureKind::Usage,
-        format!("no session {id} (see `slim sessions`)"),
+        format!("no report of session {id}"),
     )
 }
 
-async fn cancel(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+async fn cancel(
+    State(s): State<AppState>,
+    Extension(p): Extension<Peer>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if let Some(r) = refusal(&s, &p.caller, &id) {
+        return r;
+    }
     if s.daemon.cancel(&id) {
         StatusCode::ACCEPTED.into_response()
     } else {
@@ -254,7 +422,14 @@ async fn cancel(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Resp
     }
 }
 
-async fn continue_session(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+async fn continue_session(
+    State(s): State<AppState>,
+    Extension(p): Extension<Peer>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
+    if let Some(r) = refusal(&s, &p.caller, &id) {
+        return r;
+    }
     match s.daemon.session(&id) {
         Some(h) => {
             h.signal_continue();
@@ -268,21 +443,78 @@ async fn continue_session(State(s): State<AppState>, UrlPath(id): UrlPath<String
     }
 }
 
-async fn start_session(State(s): State<AppState>, Json(req): Json<SessionRequest>) -> Response {
-    let started = if req.compose.is_some() {
-        crate::stack::start(&s.daemon, req)
-    } else {
-        s.daemon.start_session(req)
+/// The results of host commands the session's client ran (see
+/// [`crate::probe::host`]); only the session's owner (or root) may post
+/// them.
+async fn host_results(
+    State(s): State<AppState>,
+    Extension(p): Extension<Peer>,
+    UrlPath(id): UrlPath<String>,
+    req: Request,
+) -> Response {
+    if let Some(r) = refusal(&s, &p.caller, &id) {
+        return r;
+    }
+    let results = match json_body(req, limits::parse_host_results).await {
+        Ok(r) => r,
+        Err(r) => return r,
     };
+    let Some(h) = s.daemon.session(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            FailureKind::Usage,
+            format!("no running session {id}"),
+        );
+    };
+    match h.deliver_host_results(results) {
+        Ok(()) => StatusCode::ACCEPTED.into_response(),
+        Err(why) => error(StatusCode::CONFLICT, FailureKind::Usage, why),
+    }
+}
+
+async fn start_session(
+    State(s): State<AppState>,
+    Extension(p): Extension<Peer>,
+    req: Request,
+) -> Response {
+    let req = match json_body(req, limits::parse_session_request).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    // The mount check may walk a large tree: off the async workers.
+    let (daemon, caller) = (s.daemon.clone(), p.caller.clone());
+    let started = tokio::task::spawn_blocking(move || {
+        if req.compose.is_some() {
+            crate::stack::start(&daemon, req, &caller)
+        } else {
+            daemon.start_session(req, &caller)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ApiError {
+            kind: FailureKind::Internal,
+            message: format!("starting the session: {e}"),
+        })
+    });
     match started {
         Ok(h) => progress_response(h, true),
+        Err(e) if e.kind == FailureKind::Forbidden => {
+            tracing::warn!(uid = p.caller.uid, "refused session: {}", e.message);
+            (StatusCode::FORBIDDEN, Json(e)).into_response()
+        }
         Err(e) => (StatusCode::BAD_REQUEST, Json(e)).into_response(),
     }
 }
 
-/// Attaches to a running session's progress (e.g. after a detach). Leaving
-/// never cancels it.
-async fn follow(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Response {
+/// Follows a session's progress (e.g. after a detach) to its end; a
+/// session that has ended gives its last line at once. Leaving never
+/// cancels it.
+async fn follow(
+    State(s): State<AppState>,
+    Extension(p): Extension<Peer>,
+    UrlPath(id): UrlPath<String>,
+) -> Response {
     if !valid_id(&id) {
         return error(
             StatusCode::NOT_FOUND,
@@ -290,13 +522,29 @@ async fn follow(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Resp
             format!("no session {id}"),
         );
     }
+    if let Some(r) = refusal(&s, &p.caller, &id) {
+        return r;
+    }
     match s.daemon.session(&id) {
         Some(h) => progress_response(h, false),
-        None => error(
-            StatusCode::NOT_FOUND,
-            FailureKind::Usage,
-            format!("no running session {id}"),
-        ),
+        None => match s.daemon.ended(&id) {
+            Some(last) => {
+                let lines = [Progress::Session { id }, last]
+                    .iter()
+                    .map(line)
+                    .map(Ok::<_, Infallible>)
+                    .collect::<Vec<_>>();
+                Response::builder()
+                    .header("content-type", "application/x-ndjson")
+                    .body(Body::from_stream(stream::iter(lines)))
+                    .unwrap()
+            }
+            None => error(
+                StatusCode::NOT_FOUND,
+                FailureKind::Usage,
+                format!("session {id} is not running and left no report"),
+            ),
+        },
     }
 }
 
@@ -377,9 +625,30 @@ fn progress_response(handle: Arc<SessionHandle>, cancel_on_drop: bool) -> Respon
         .unwrap()
 }
 
-async fn xray(State(s): State<AppState>, Json(req): Json<XrayRequest>) -> Response {
+async fn xray(State(s): State<AppState>, req: Request) -> Response {
+    let req: XrayRequest = match json_body(req, limits::parse).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
     match crate::session::xray(&s.daemon, &req.image).await {
         Ok(report) => Json(report).into_response(),
+        Err(e) => {
+            let status = match e.kind {
+                FailureKind::ImageNotFound => StatusCode::NOT_FOUND,
+                FailureKind::Usage => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, Json(e)).into_response()
+        }
+    }
+}
+
+async fn export_image(State(s): State<AppState>, Json(req): Json<ExportRequest>) -> Response {
+    match crate::session::export_stream(&s.daemon, &req.image).await {
+        Ok(stream) => Response::builder()
+            .header("content-type", "application/x-tar")
+            .body(Body::from_stream(stream))
+            .unwrap(),
         Err(e) => {
             let status = match e.kind {
                 FailureKind::ImageNotFound => StatusCode::NOT_FOUND,
@@ -401,15 +670,21 @@ mod tests {
             daemon_uid: 0,
             group: Some(4242),
         };
-        let peer = |uid, gid| Peer {
-            pid: None,
+        let peer = |uid, gid| Caller {
             uid,
             gid,
+            groups: vec![],
         };
         assert!(a.allows(&peer(0, 0)));
         assert!(a.allows(&peer(1000, 4242)));
         assert!(!a.allows(&peer(1000, 1000)));
         assert!(!a.allows(&peer(u32::MAX, u32::MAX)));
+        let supplementary = Caller {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![27, 4242],
+        };
+        assert!(a.allows(&supplementary));
         let no_group = Access {
             daemon_uid: 0,
             group: None,

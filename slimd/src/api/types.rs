@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::{
-    ApiError, ComposeRequest, FailureKind, Phase, Progress, RunOptions, SessionInfo, SessionKind,
-    SessionRequest, StatusInfo, UNVERIFIED_EXIT_CODE,
+    ApiError, Caller, ComposeRequest, FailureKind, Phase, Progress, RunOptions, SessionInfo,
+    SessionKind, SessionRequest, StatusInfo, UNVERIFIED_EXIT_CODE,
 };
 pub use crate::probe::options::{ApiSpecSource, ContinueAfter, ProbeOptions};
 pub use crate::resolve::options::{
@@ -28,5 +28,12 @@ pub const DEFAULT_SOCKET: &str = "/run/slimd/slimd.sock";
 /// `POST /v1/xray`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct XrayRequest {
+    pub image: String,
+}
+
+/// `POST /v1/images/export`: the image's `docker save` tar, streamed (for
+/// `slim diff` and other commands that read an engine image in the client).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportRequest {
     pub image: String,
 }

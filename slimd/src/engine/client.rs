@@ -1,6 +1,8 @@
 //! [`Engine`]: a thin typed wrapper over bollard. Each method is one engine
 //! call (or a short fixed sequence) with bollard errors mapped to
-//! [`EngineError`] and every wait bounded by a wall-clock deadline.
+//! [`EngineError`] and every wait bounded by a wall-clock deadline. The same
+//! calls drive dockerd and Podman's Docker-compatible API service; which one
+//! answers is read from `/version` when connecting.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use futures_util::{Stream, StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::error::{EngineError, Result, Subject};
+use super::kind::EngineKind;
 use super::spec::ContainerSpec;
 use super::types::{
     ContainerInfo, ContainerState, EngineVersion, ExecOutput, ExecRequest, Healthcheck,
@@ -26,19 +29,22 @@ use super::types::{
 };
 
 /// Where dockerd listens unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+pub const DEFAULT_SOCKET: &str = super::kind::DOCKER_SOCKET;
 
 /// Per-request limit for quick calls (bollard's default too).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Loading a large image tar can take a while before the engine answers.
 const LOAD_TIMEOUT: Duration = Duration::from_secs(1800);
 
-/// A connection to the Docker engine, negotiated down to its API version.
-/// Cheap to clone: clones share one connection pool.
+/// A connection to the engine (Docker or Podman), negotiated down to its API
+/// version. Cheap to clone: clones share one connection pool.
 #[derive(Debug, Clone)]
 pub struct Engine {
     docker: Docker,
     socket: PathBuf,
+    kind: EngineKind,
+    /// `/info`'s CgroupDriver when connecting (`cgroupfs`, `systemd`).
+    cgroup_driver: String,
 }
 
 /// Turns a std deadline into tokio's clock.
@@ -47,13 +53,22 @@ fn tokio_deadline(deadline: Instant) -> tokio::time::Instant {
 }
 
 impl Engine {
-    /// Connects to `socket`, or to `DOCKER_HOST` (a `unix://` URL), or to
-    /// [`DEFAULT_SOCKET`], then negotiates the API version (bollard's default
-    /// is newer than Docker 20.10 accepts).
+    /// Connects to Docker at `socket`, or to `DOCKER_HOST` (a `unix://`
+    /// URL), or to [`DEFAULT_SOCKET`] (see [`Engine::connect_to`]).
     pub async fn connect(socket: Option<&Path>) -> Result<Engine> {
-        let socket = match socket {
-            Some(p) => p.to_path_buf(),
-            None => std::env::var("DOCKER_HOST")
+        Self::connect_to(None, socket).await
+    }
+
+    /// Connects to `socket`, or else to the default socket of `kind`, or
+    /// else to `DOCKER_HOST` or [`DEFAULT_SOCKET`]; negotiates the API
+    /// version (bollard's default is newer than Docker 20.10 accepts) and
+    /// reads which engine answers. [`EngineError::WrongEngine`] when `kind`
+    /// names another engine than the one on the socket.
+    pub async fn connect_to(kind: Option<EngineKind>, socket: Option<&Path>) -> Result<Engine> {
+        let socket = match (socket, kind) {
+            (Some(p), _) => p.to_path_buf(),
+            (None, Some(k)) => k.default_socket().to_path_buf(),
+            (None, None) => std::env::var("DOCKER_HOST")
                 .ok()
                 .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
@@ -69,12 +84,58 @@ impl Engine {
         )
         .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        Ok(Engine { docker, socket })
+        let v = docker.version().await.map_err(unreachable)?;
+        let found =
+            EngineKind::from_components(v.components.iter().flatten().map(|c| c.name.as_str()));
+        if let Some(asked) = kind.filter(|k| *k != found) {
+            return Err(EngineError::WrongEngine {
+                socket,
+                asked,
+                found,
+            });
+        }
+        let info = docker.info().await.map_err(unreachable)?;
+        let cgroup_driver = info
+            .cgroup_driver
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        Ok(Engine {
+            docker,
+            socket,
+            kind: found,
+            cgroup_driver,
+        })
     }
 
     /// The socket this engine was reached on.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Which engine answers on the socket.
+    pub fn kind(&self) -> EngineKind {
+        self.kind
+    }
+
+    /// Whether the session cgroup (a directory slimd made and tagged under
+    /// the cgroup2 root) can be this engine's `CgroupParent`: only with the
+    /// cgroupfs driver, see [`EngineKind::cgroup_parent_is_a_path`].
+    pub fn check_cgroup_parent(&self) -> Result<()> {
+        if EngineKind::cgroup_parent_is_a_path(&self.cgroup_driver) {
+            return Ok(());
+        }
+        Err(EngineError::UnsupportedCgroupDriver {
+            engine: self.kind.display_name(),
+            driver: self.cgroup_driver.clone(),
+            hint: match self.kind {
+                EngineKind::Docker => {
+                    "dockerd --exec-opt native.cgroupdriver=cgroupfs, or in daemon.json"
+                }
+                EngineKind::Podman => {
+                    "cgroup_manager = \"cgroupfs\" in containers.conf, or podman --cgroup-manager=cgroupfs system service"
+                }
+            },
+        })
     }
 
     fn err(
@@ -104,6 +165,7 @@ impl Engine {
             .await
             .map_err(self.err("info", Subject::None))?;
         Ok(EngineVersion {
+            engine: self.kind,
             version: v.version.unwrap_or_default(),
             api_version: self.docker.client_version().to_string(),
             os: v.os.unwrap_or_default(),

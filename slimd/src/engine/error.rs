@@ -3,12 +3,13 @@
 
 use std::path::PathBuf;
 
-/// What went wrong while talking to the Docker engine.
+/// What went wrong while talking to the container engine (Docker, or
+/// Podman through its Docker-compatible API).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The socket is missing or nothing answers on it.
     #[error(
-        "cannot reach the Docker engine at {}: {source} (is dockerd running? check the socket path or DOCKER_HOST)",
+        "cannot reach the container engine at {}: {source} (is dockerd running? for Podman, is `podman system service` running, and slimd started with --engine podman? check the socket path or DOCKER_HOST)",
         socket.display()
     )]
     Unreachable {
@@ -18,7 +19,7 @@ pub enum EngineError {
     },
     /// The image is not in the local store; slimd never pulls from a registry.
     #[error(
-        "image {0} not found in the local Docker store (slimd does not pull: build, load or pull it first)"
+        "image {0} not found in the engine's local store (slimd does not pull: build, load or pull it first)"
     )]
     ImageNotFound(String),
     /// No container with that id or name.
@@ -28,18 +29,35 @@ pub enum EngineError {
     #[error("container {0} is not running")]
     ContainerNotRunning(String),
     /// The engine answered with an error status.
-    #[error("Docker engine refused {op}: {message} (HTTP {status})")]
+    #[error("the engine refused {op}: {message} (HTTP {status})")]
     Api {
         op: &'static str,
         status: u16,
         message: String,
     },
     /// The request failed on the way (connection reset, bad JSON, stream error).
-    #[error("Docker engine request {op} failed: {source}")]
+    #[error("engine request {op} failed: {source}")]
     Request {
         op: &'static str,
         #[source]
         source: bollard::errors::Error,
+    },
+    /// `--engine` named one engine and another answers on the socket.
+    #[error("{} answers at {}, not {asked} (--engine {asked}): point --engine-socket at {asked}'s socket, or leave --engine out", found.display_name(), socket.display())]
+    WrongEngine {
+        socket: PathBuf,
+        asked: super::EngineKind,
+        found: super::EngineKind,
+    },
+    /// The engine's cgroup driver cannot take the session cgroup as the
+    /// container's parent before the container exists.
+    #[error(
+        "{engine} uses the {driver} cgroup manager: slimd creates and tags the session cgroup before the container exists and hands it to the engine as a cgroupfs path, which the {driver} manager does not take (it wants a slice that systemd itself creates at start). Run the engine with the cgroupfs manager ({hint})"
+    )]
+    UnsupportedCgroupDriver {
+        engine: &'static str,
+        driver: String,
+        hint: &'static str,
     },
     /// A wall-clock limit ran out before the engine answered.
     #[error("{op} did not finish within {secs:.1}s")]
@@ -90,7 +108,10 @@ impl EngineError {
                     EngineError::ImageNotFound(image_from_message(&message))
                 }
                 (404, Subject::Container(id)) => EngineError::ContainerNotFound(id.to_string()),
-                (409, Subject::Container(id)) if message.contains("is not running") => {
+                // Docker: "... is not running"; Podman: "... container state improper".
+                (409, Subject::Container(id))
+                    if message.contains("is not running") || message.contains("state improper") =>
+                {
                     EngineError::ContainerNotRunning(id.to_string())
                 }
                 _ => EngineError::Api {
@@ -169,11 +190,18 @@ mod tests {
             server(409, "Container c1 is not running"),
         );
         assert!(matches!(e, EngineError::ContainerNotRunning(_)));
-        let e = EngineError::from_bollard("start", Subject::None, s, server(500, "boom"));
-        assert_eq!(
-            e.to_string(),
-            "Docker engine refused start: boom (HTTP 500)"
+        let e = EngineError::from_bollard(
+            "kill",
+            Subject::Container("c1"),
+            s,
+            server(
+                409,
+                "can only kill running containers. 1f2e is in state exited: container state improper",
+            ),
         );
+        assert!(matches!(e, EngineError::ContainerNotRunning(_)));
+        let e = EngineError::from_bollard("start", Subject::None, s, server(500, "boom"));
+        assert_eq!(e.to_string(), "the engine refused start: boom (HTTP 500)");
     }
 
     #[test]

@@ -1,16 +1,20 @@
 //! The container engine: the only module that speaks Docker's API (through
-//! bollard). Everything here is typed and thin: inspect and save images,
-//! load the slim one, create/start/exec/stop/remove the session's container,
-//! and list what a session left behind by label. Docker 20.10 speaks API
-//! 1.41, so [`Engine::connect`] negotiates the version before any call.
+//! bollard), to dockerd or to Podman's Docker-compatible service. Everything
+//! here is typed and thin: inspect and save images, load the slim one,
+//! create/start/exec/stop/remove the session's container, and list what a
+//! session left behind by label. Docker 20.10 and Podman 4.3 speak API 1.41,
+//! so [`Engine::connect_to`] negotiates the version before any call and
+//! reads which engine answers ([`EngineKind`]).
 
 pub mod client;
 pub mod error;
+pub mod kind;
 pub mod spec;
 pub mod types;
 
 pub use client::{DEFAULT_SOCKET, Engine};
 pub use error::{EngineError, Result};
+pub use kind::{EngineKind, PODMAN_SOCKET};
 pub use spec::{ContainerSpec, normalize_port, port_number, seccomp_opt_from_file};
 pub use types::{
     ContainerInfo, ContainerState, EngineVersion, ExecOutput, ExecRequest, Healthcheck,

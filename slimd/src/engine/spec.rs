@@ -109,6 +109,59 @@ enum MountArg {
     Mount(Box<Mount>),
 }
 
+/// The host side of a bind mount argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostBind {
+    /// The host path as given.
+    pub source: String,
+    pub read_only: bool,
+}
+
+/// The host path a mount argument binds, if it binds one (`None` for named
+/// and anonymous volumes and tmpfs).
+pub fn host_bind(arg: &str) -> Result<Option<HostBind>> {
+    Ok(match parse_mount(arg)? {
+        MountArg::Anonymous(_) => None,
+        MountArg::Bind(b) => {
+            let mut parts = b.split(':');
+            let source = parts.next().unwrap_or_default();
+            let opts = parts.nth(1).unwrap_or_default();
+            source.starts_with('/').then(|| HostBind {
+                source: source.to_string(),
+                read_only: opts.split(',').any(|o| o == "ro" || o == "readonly"),
+            })
+        }
+        // A "volume" named by an absolute path is a host path too.
+        MountArg::Mount(m) => {
+            let source = m.source.clone().unwrap_or_default();
+            (m.typ == Some(MountType::BIND) || source.starts_with('/')).then(|| HostBind {
+                source,
+                read_only: m.read_only == Some(true),
+            })
+        }
+    })
+}
+
+/// `arg` with its bind source replaced by `source` (a checked, canonical
+/// path), in the same form.
+pub fn with_bind_source(arg: &str, source: &str) -> Result<String> {
+    Ok(match parse_mount(arg)? {
+        MountArg::Bind(b) => match b.split_once(':') {
+            Some((_, rest)) => format!("{source}:{rest}"),
+            None => b,
+        },
+        MountArg::Mount(_) => arg
+            .split(',')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if matches!(k.trim(), "source" | "src") => format!("source={source}"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        MountArg::Anonymous(a) => a,
+    })
+}
+
 fn parse_mount(arg: &str) -> Result<MountArg> {
     let bad = |why: String| EngineError::InvalidSpec {
         what: "mount",
@@ -295,6 +348,34 @@ impl ContainerSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_binds_are_found_in_both_forms() {
+        let hb = |a: &str| host_bind(a).unwrap();
+        assert_eq!(
+            hb("/etc/shadow:/x"),
+            Some(HostBind {
+                source: "/etc/shadow".into(),
+                read_only: false
+            })
+        );
+        assert!(hb("/srv:/x:ro,z").unwrap().read_only);
+        assert_eq!(hb("data:/x"), None, "named volume");
+        assert_eq!(hb("/x"), None, "anonymous volume");
+        assert_eq!(hb("type=tmpfs,target=/t"), None);
+        assert_eq!(hb("type=volume,source=v,target=/t"), None);
+        assert!(hb("type=volume,source=/etc,target=/t").is_some());
+        let m = hb("type=bind,src=/srv,target=/t,readonly").unwrap();
+        assert_eq!((m.source.as_str(), m.read_only), ("/srv", true));
+        assert_eq!(
+            with_bind_source("/var/run/x:/x:ro", "/run/x").unwrap(),
+            "/run/x:/x:ro"
+        );
+        assert_eq!(
+            with_bind_source("type=bind,src=/a,target=/t", "/b").unwrap(),
+            "type=bind,source=/b,target=/t"
+        );
+    }
 
     #[test]
     fn ports_are_normalized_and_published_on_loopback() {

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Engine and host facts for `slim status` and reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineVersion {
+    /// Which engine answers: Docker, or Podman's Docker-compatible API.
+    #[serde(default = "docker")]
+    pub engine: super::EngineKind,
     /// Engine version, e.g. `20.10.24+dfsg1`.
     pub version: String,
     /// API version the engine speaks (and slimd negotiated down to).
@@ -20,6 +23,11 @@ pub struct EngineVersion {
     pub cgroup_driver: String,
     /// `1` or `2`.
     pub cgroup_version: String,
+}
+
+/// Status lines from before Podman was supported named no engine.
+fn docker() -> super::EngineKind {
+    super::EngineKind::Docker
 }
 
 /// HEALTHCHECK as the image declares it; durations in nanoseconds as Docker stores them.

@@ -4,8 +4,13 @@
 //! inside its network namespace (the only connect that proves something
 //! listens: the engine's port proxy accepts connections on its own).
 //!
-//! Knows nothing about images, engines or sessions: callers pass host pids.
+//! And whether a user may read or write a host path ([`access`]), for the
+//! host sources of a client's mounts.
+//!
+//! Knows nothing about images, engines or sessions: callers pass host pids
+//! and paths.
 
+pub mod access;
 pub mod netns;
 pub mod signals;
 

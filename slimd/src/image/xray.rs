@@ -37,7 +37,17 @@ pub struct LayerReport {
     pub entries: u64,
     pub created_by: Option<String>,
     pub created: Option<String>,
+    /// Bytes of the files this layer added that the final image still
+    /// shows (hardlinks once).
+    #[serde(default)]
+    pub visible_bytes: u64,
+    /// The largest of those files.
+    #[serde(default)]
+    pub largest_added: Vec<SizedPath>,
 }
+
+/// Largest visible files listed per layer.
+const TOP_PER_LAYER: usize = 8;
 
 /// A path and a size.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -263,6 +273,11 @@ impl XrayReport {
         let mut other_entries = 0u64;
         let mut visible_bytes = 0u64;
         let mut largest = Top::new(TOP);
+        let mut per_layer: Vec<(u64, Top<SizedPath>)> = image
+            .layers
+            .iter()
+            .map(|_| (0, Top::new(TOP_PER_LAYER)))
+            .collect();
         let mut dir_sizes: HashMap<&str, u64> = HashMap::new();
         let mut seen_groups = HashSet::new();
         let mut setuid = Vec::new();
@@ -329,6 +344,13 @@ impl XrayReport {
                 size: d.size,
                 path: path.to_string(),
             });
+            if let Some((bytes, top)) = per_layer.get_mut(d.layer) {
+                *bytes += d.size;
+                top.push(SizedPath {
+                    size: d.size,
+                    path: path.to_string(),
+                });
+            }
             for a in ancestors(path) {
                 *dir_sizes.entry(a).or_default() += d.size;
             }
@@ -475,7 +497,8 @@ impl XrayReport {
             layers: image
                 .layers
                 .iter()
-                .map(|l| LayerReport {
+                .zip(per_layer)
+                .map(|(l, (visible, top))| LayerReport {
                     index: l.index,
                     diff_id: l.diff_id.clone(),
                     digest: l.digest.clone(),
@@ -491,6 +514,8 @@ impl XrayReport {
                             .or_else(|| h.comment.clone())
                     }),
                     created: l.history.as_ref().and_then(|h| h.created.clone()),
+                    visible_bytes: visible,
+                    largest_added: top.into_sorted_desc(),
                 })
                 .collect(),
             total_size: image.total_size(),
@@ -527,7 +552,12 @@ impl XrayReport {
         let sized = self
             .largest_files
             .iter_mut()
-            .chain(self.largest_directories.iter_mut());
+            .chain(self.largest_directories.iter_mut())
+            .chain(
+                self.layers
+                    .iter_mut()
+                    .flat_map(|l| l.largest_added.iter_mut()),
+            );
         sized.for_each(|p| show(&mut p.path));
         self.wasted.iter_mut().for_each(|w| show(&mut w.path));
         for d in &mut self.duplicates {
@@ -767,6 +797,20 @@ mod tests {
         assert_eq!(r.duplicate_bytes, 5000);
         assert_eq!(r.duplicates[0].copies.len(), 2);
         assert_eq!(r.largest_files[0].path, "/opt/big-copy");
+        // What each layer added that the image still shows.
+        assert_eq!(r.layers[1].visible_bytes, 5000 + 5);
+        assert_eq!(r.layers[1].largest_added[0].path, "/opt/big-copy");
+        assert_eq!(r.layers[1].largest_added[1].path, "/opt/replaced");
+        assert_eq!(
+            r.layers[0].visible_bytes + r.layers[1].visible_bytes,
+            r.visible_bytes
+        );
+        assert!(
+            !r.layers[0]
+                .largest_added
+                .iter()
+                .any(|f| f.path.starts_with("/opt/"))
+        );
         assert!(r.largest_directories.iter().any(|d| d.path == "/opt"));
         assert_eq!(r.setuid[0].path, "/usr/bin/passwd");
         assert_eq!(r.setgid[0].path, "/usr/bin/wall");

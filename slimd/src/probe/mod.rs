@@ -13,6 +13,7 @@ pub mod command;
 pub mod crawl;
 pub mod error;
 pub mod forms;
+pub mod host;
 pub mod http;
 pub mod links;
 pub mod openapi;
@@ -25,9 +26,10 @@ pub mod verify;
 
 use std::time::{Duration, Instant};
 
-pub use command::{record_oneshot_run, run_exec_probe, run_host_command};
+pub use command::{record_oneshot_run, run_exec_probe};
 pub use crawl::{HttpProbeConfig, replay_http, run_http_probe};
 pub use error::{ProbeError, Result};
+pub use host::{HostCommandBatch, HostCommandResults, HostCommandRunner, NoClient};
 pub use openapi::SpecSource;
 pub use ready::{HttpCheck, ListenFeed, PortReady, speaks_http, wait_listening};
 pub use report::{
@@ -116,11 +118,13 @@ impl ProbePlan {
 }
 
 /// Runs a plan against a started container, ending by `deadline`. Request
-/// and command failures are recorded in the report, not returned.
+/// and command failures are recorded in the report, not returned. Host
+/// commands run where `host` runs them (the session's client).
 pub async fn run_probes(
     engine: &Engine,
     container_id: &str,
     plan: &ProbePlan,
+    host: &dyn HostCommandRunner,
     deadline: Instant,
 ) -> ProbeReport {
     let started = Instant::now();
@@ -175,16 +179,15 @@ pub async fn run_probes(
         .await;
         report.exec.push(rec);
     }
-    for p in &plan.host_commands {
-        let rec = run_host_command(
-            &p.cmd,
-            &plan.endpoints,
-            &[],
-            p.ignore_output,
-            cmd_deadline(),
-        )
-        .await;
-        report.host_commands.push(rec);
+    if !plan.host_commands.is_empty() {
+        report.host_commands = host
+            .run(
+                &plan.host_commands,
+                &plan.endpoints,
+                plan.command_timeout,
+                deadline,
+            )
+            .await;
     }
     report.elapsed_ms = started.elapsed().as_millis() as u64;
     report

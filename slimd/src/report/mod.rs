@@ -9,7 +9,11 @@
 //! name and message in it into the form people read (a byte that is not
 //! UTF-8 as `\xNN`), once, right before it is written.
 
+pub mod diff;
+pub mod html;
 mod text;
+pub mod tree;
+pub mod vuln;
 pub mod xray;
 
 pub use text::{reason_text, render_report, render_summary};
@@ -43,6 +47,11 @@ pub struct Sizes {
     pub removed_bytes: u64,
     /// `100 * (1 - slim/original)`.
     pub reduction_percent: f64,
+    /// Bytes of the original's regular files, hardlinks counted once (the
+    /// size tree's total; xray's visible bytes).
+    pub original_file_bytes: u64,
+    /// Of those, the bytes the slim image keeps.
+    pub slim_file_bytes: u64,
 }
 
 /// One kept path with its reasons.
@@ -203,9 +212,27 @@ pub struct Report {
     pub seccomp: Option<crate::harden::SeccompSummary>,
     /// Ports served and destinations reached, as the profiles see them.
     pub network: Option<crate::harden::NetworkSummary>,
-    /// Generated files (seccomp profile, network policy) by name.
+    /// Generated files (seccomp profile, network policy, SBOMs) by name.
     pub artifacts: BTreeMap<String, String>,
+    /// Packages of the original, and those that still have files in the
+    /// slim image (what its SBOMs list).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<PackageCounts>,
+    /// Advisories of the original and the slim image (`--vuln-db`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vuln: Option<crate::vuln::VulnReport>,
     pub warnings: Vec<String>,
+    /// The original's bytes by directory and package, kept or dropped
+    /// (absent from reports written before it existed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<tree::SizeTree>,
+}
+
+/// Packages before and after slimming.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PackageCounts {
+    pub original: usize,
+    pub slim: usize,
 }
 
 impl Report {
@@ -273,6 +300,10 @@ impl Report {
             show(&mut r.root);
             show(&mut r.cause);
         }
+        if let Some(t) = &mut self.tree {
+            show_tree(&mut t.root);
+            t.packages.iter_mut().for_each(|p| show(&mut p.name));
+        }
         for v in self.verify.iter_mut().chain(&mut self.verify_seccomp) {
             v.mismatches
                 .iter_mut()
@@ -292,6 +323,12 @@ impl Report {
             "state": self.state,
             "sizes": self.sizes,
             "kept_paths": self.kept.len(),
+            "packages": self.packages,
+            "advisories": self.vuln.as_ref().map(|v| json!({
+                "original": v.original.len(),
+                "slim": v.slim.as_ref().map(Vec::len).unwrap_or(0),
+                "removed": v.removed.len(),
+            })),
             "execs": self.execs.len(),
             "listening": self.listening,
             "connections": self.connections,
@@ -402,6 +439,11 @@ fn coverage_summary(c: &Coverage) -> Value {
         })).collect::<Vec<_>>(),
         "warnings": c.warnings,
     })
+}
+
+fn show_tree(n: &mut tree::SizeNode) {
+    show(&mut n.name);
+    n.children.iter_mut().for_each(show_tree);
 }
 
 /// A keep reason's names as people read them.

@@ -27,6 +27,18 @@ pub fn render_summary(s: &Value) -> String {
             sz["original_files"], sz["slim_files"], sz["removed_files"]
         ));
     }
+    if let Some(p) = s.get("packages").filter(|v| !v.is_null()) {
+        out.push_str(&format!(
+            "  packages  {} -> {}  (with files left; SBOMs next to the report)\n",
+            p["original"], p["slim"]
+        ));
+    }
+    if let Some(a) = s.get("advisories").filter(|v| !v.is_null()) {
+        out.push_str(&format!(
+            "  advisories {} -> {}  ({} removed by slimming)\n",
+            a["original"], a["slim"], a["removed"]
+        ));
+    }
     if let Some(t) = s["target"].as_str().filter(|_| kind == "build") {
         out.push_str(&format!("  image     {t}\n"));
     }

@@ -406,19 +406,10 @@ impl ProcessModel {
                 if runtime {
                     return;
                 }
-                if let SockAddr::Unix {
-                    path,
-                    r#abstract: false,
-                } = addr
-                    && !path.is_empty()
+                if let Some(raw) = unix_socket_path(addr)
+                    && let Some(abs) = self.absolute(tgid, &raw, None)
                 {
-                    let raw = RawPath {
-                        bytes: path.clone().into_bytes(),
-                        ..RawPath::default()
-                    };
-                    if let Some(abs) = self.absolute(tgid, &raw, None) {
-                        self.push(e, abs, AccessKind::Socket, false, false);
-                    }
+                    self.push(e, abs, AccessKind::Socket, false, false);
                 }
                 self.net(e, NetOp::Connect, Some(addr.clone()));
             }
@@ -430,19 +421,10 @@ impl ProcessModel {
                     self.proc_mut(tgid).bound.insert(*fd, addr.clone());
                 }
                 // Binding a Unix socket path creates a file there: a write.
-                if let SockAddr::Unix {
-                    path,
-                    r#abstract: false,
-                } = addr
-                    && !path.is_empty()
+                if let Some(raw) = unix_socket_path(addr)
+                    && let Some(abs) = self.absolute(tgid, &raw, None)
                 {
-                    let raw = RawPath {
-                        bytes: path.clone().into_bytes(),
-                        ..RawPath::default()
-                    };
-                    if let Some(abs) = self.absolute(tgid, &raw, None) {
-                        self.push(e, abs, AccessKind::Socket, true, true);
-                    }
+                    self.push(e, abs, AccessKind::Socket, true, true);
                 }
                 self.net(e, NetOp::Bind, Some(addr.clone()));
             }
@@ -480,6 +462,21 @@ impl ProcessModel {
 /// Joins a relative path to an absolute base. `.` and empty components go
 /// (always safe); `..` stays for the image resolver, because after a symlink
 /// it does not mean "drop the previous name".
+/// The file a Unix socket address names (abstract and unnamed sockets have
+/// none), as a path the process model resolves like an open's.
+fn unix_socket_path(addr: &SockAddr) -> Option<RawPath> {
+    match addr {
+        SockAddr::Unix {
+            path,
+            r#abstract: false,
+        } if !path.is_empty() => Some(RawPath {
+            bytes: path.clone().into_bytes(),
+            ..RawPath::default()
+        }),
+        _ => None,
+    }
+}
+
 fn join(base: &str, rel: &str) -> String {
     let mut out = base.trim_end_matches('/').to_string();
     for c in rel.split('/') {

@@ -60,6 +60,21 @@ pub enum KeepReason {
 }
 
 impl KeepReason {
+    /// The trace shows the path used, or needed by what was used (as
+    /// opposed to kept by a rule: always-keep, a flag, a tree or package
+    /// kept whole).
+    pub fn is_traced(&self) -> bool {
+        matches!(
+            self,
+            KeepReason::Used { .. }
+                | KeepReason::SymlinkTo { .. }
+                | KeepReason::ElfInterpreter { .. }
+                | KeepReason::ElfDependency { .. }
+                | KeepReason::ScriptInterpreter { .. }
+                | KeepReason::PythonPair { .. }
+        )
+    }
+
     /// Kept because every working container needs it.
     pub(super) fn always(why: &str) -> Self {
         KeepReason::AlwaysKeep { why: why.into() }

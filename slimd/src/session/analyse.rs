@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 use super::{artifacts::Hardening, error::SessionError, write_json};
 use crate::{
     engine::Engine,
-    image::{EntryKind, Image, ResolveOptions},
-    report::{KeptFile, Report, Sizes},
+    image::{EntryKind, Image, PackageDb, ResolveOptions},
+    report::{
+        KeptFile, Report, Sizes,
+        tree::{Fate, FileFate, NODE_BUDGET, SizeTree},
+    },
+    resolve::KeepReason,
     resolve::options::KeepOptions,
     resolve::{KeepInput, KeepSet, Observations, ProcessModel},
     tracer::TraceEvent,
@@ -182,6 +186,7 @@ fn fill_keep_report(report: &mut Report, image: &Image, keep: &KeepSet) {
     report.state_roots = keep.state_roots.clone();
     report.content_roots = keep.content_roots.clone();
     report.set_coverage(keep.coverage.clone());
+    let tree = size_tree(image, keep);
     report.sizes = Some(Sizes {
         original_bytes: orig_bytes,
         original_files: orig_files,
@@ -194,5 +199,33 @@ fn fill_keep_report(report: &mut Report, image: &Image, keep: &KeepSet) {
         } else {
             0.0
         },
+        original_file_bytes: tree.root.bytes(),
+        slim_file_bytes: tree.root.used + tree.root.rule,
     });
+    report.tree = Some(tree);
+}
+
+/// The original's regular files by directory and OS package, each marked
+/// used, kept by a rule, or dropped.
+fn size_tree(image: &Image, keep: &KeepSet) -> SizeTree {
+    let fs = &image.fs;
+    let packages = PackageDb::read(fs).unwrap_or_default();
+    let entries = keep.entries();
+    // Hardlinks share their bytes: counted once, like xray's visible bytes.
+    let mut groups = std::collections::HashSet::new();
+    let files = fs.iter().filter(|(_, e)| e.is_file()).map(|(path, e)| {
+        let first = e.link_group.is_none_or(|g| groups.insert(g));
+        let fate = match entries.get(path) {
+            None => Fate::Dropped,
+            Some(reasons) if reasons.iter().any(KeepReason::is_traced) => Fate::Used,
+            Some(_) => Fate::Rule,
+        };
+        FileFate {
+            path,
+            size: if first { e.size() } else { 0 },
+            fate,
+            package: packages.owner_of(path).map(|p| p.name.as_str()),
+        }
+    });
+    SizeTree::build(files, NODE_BUDGET)
 }

@@ -60,7 +60,13 @@ pub(crate) fn spec(
 }
 
 /// Creates and starts a container; it is removed when the session ends.
+/// A container that goes into the session cgroup needs an engine that takes
+/// it as a path (the cgroupfs driver): otherwise nothing is created and the
+/// error says how to switch the engine over.
 pub(crate) async fn create_and_start(ctx: &Ctx<'_>, spec: &ContainerSpec) -> Result<String> {
+    if spec.cgroup_parent.is_some() {
+        ctx.engine.check_cgroup_parent()?;
+    }
     let id = ctx.engine.create_container(spec).await?;
     ctx.res.containers.lock().unwrap().push(id.clone());
     for net in ctx.placement.networks.iter().skip(1) {

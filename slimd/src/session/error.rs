@@ -45,6 +45,12 @@ pub enum SessionError {
     TagExists(String),
     #[error("{0} appeared while building: pass --force to replace it")]
     TagAppeared(String),
+    /// `--force` by a user other than root on a tag whose image none of
+    /// their own sessions built.
+    #[error(
+        "{0} names an image that no session of yours built: only root may replace it (choose another --tag)"
+    )]
+    NotYourTag(String),
     #[error("{0:?} is not a session id (see `slim sessions`)")]
     BadSessionId(String),
     #[error(
@@ -157,6 +163,7 @@ impl SessionError {
             | E::ApiSpecInvalid(_)
             | E::KeepFlag(_) => FailureKind::Usage,
             E::TagExists(_) | E::TagAppeared(_) => FailureKind::TagExists,
+            E::NotYourTag(_) => FailureKind::Forbidden,
             E::ContainerStart { .. }
             | E::ExitedBeforePublish { .. }
             | E::NotReady { .. }

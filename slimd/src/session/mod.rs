@@ -16,6 +16,8 @@ mod collect;
 pub(crate) mod container;
 pub(crate) mod ctx;
 pub mod error;
+pub(crate) mod host_commands;
+pub mod mounts;
 pub(crate) mod run;
 pub(crate) mod verify;
 pub mod watcher;
@@ -35,7 +37,10 @@ use tracing::Instrument;
 
 use crate::{
     engine::Engine,
-    model::{ApiError, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo},
+    model::{
+        ApiError, Caller, FailureKind, Phase, Progress, SessionInfo, SessionRequest, StatusInfo,
+    },
+    probe::HostCommandResults,
     tracer::{
         Tracer, TracerOptions,
         features::{Features, ProbeOptions},
@@ -80,7 +85,9 @@ pub struct DaemonConfig {
     pub state_dir: PathBuf,
     /// Directory name under the cgroup2 root, and the instance label.
     pub cgroup_root: String,
-    /// Docker socket (default: the engine's default).
+    /// Which engine (default: whichever answers on the socket).
+    pub engine: Option<crate::engine::EngineKind>,
+    /// Engine socket (default: the engine's default).
     pub engine_socket: Option<PathBuf>,
     pub tracer: TracerOptions,
     /// Watch mode: profile containers started by others that carry this
@@ -93,6 +100,7 @@ impl Default for DaemonConfig {
         Self {
             state_dir: PathBuf::from("/var/lib/slimd"),
             cgroup_root: "slimd".into(),
+            engine: None,
             engine_socket: None,
             tracer: TracerOptions::default(),
             watch_label: None,
@@ -104,18 +112,25 @@ impl Default for DaemonConfig {
 pub struct SessionHandle {
     pub id: String,
     pub detach: bool,
+    /// The uid of the user who started it.
+    pub owner: u32,
     info: Mutex<SessionInfo>,
     history: Mutex<Vec<Progress>>,
     tx: broadcast::Sender<Progress>,
     pub cancel: CancellationToken,
     continue_signal: Notify,
     finished: watch::Sender<bool>,
+    /// Host commands the client is running now (see `host_commands`).
+    host: host_commands::Pending,
+    /// Whose client runs this session's host commands instead of its own
+    /// (a Compose service's: the stack's).
+    host_via: Option<Arc<SessionHandle>>,
 }
 
 impl SessionHandle {
     /// A handle whose cancellation follows `cancel` (the daemon's token's
     /// child: shutting the daemon down cancels every session).
-    fn new(id: String, req: &SessionRequest, cancel: CancellationToken) -> Self {
+    fn new(id: String, req: &SessionRequest, owner: u32, cancel: CancellationToken) -> Self {
         let (tx, _) = broadcast::channel(1024);
         let (finished, _) = watch::channel(false);
         Self {
@@ -129,14 +144,18 @@ impl SessionHandle {
                 finished: None,
                 target: None,
                 message: None,
+                owner: Some(owner),
             }),
             id,
             detach: req.detach,
+            owner,
             history: Mutex::new(Vec::new()),
             tx,
             cancel,
             continue_signal: Notify::new(),
             finished,
+            host: Default::default(),
+            host_via: None,
         }
     }
 
@@ -190,6 +209,11 @@ impl SessionHandle {
     /// `--continue-after signal`: the user says "go on".
     pub fn signal_continue(&self) {
         self.continue_signal.notify_one();
+    }
+
+    /// The client's results of the host commands it was asked to run.
+    pub fn deliver_host_results(&self, results: HostCommandResults) -> Result<(), String> {
+        self.host.deliver(results)
     }
 }
 
@@ -252,7 +276,8 @@ impl Daemon {
             ),
             Err(e) => tracing::error!("tracer unavailable: {e}"),
         }
-        let engine = match Engine::connect(config.engine_socket.as_deref()).await {
+        let engine = match Engine::connect_to(config.engine, config.engine_socket.as_deref()).await
+        {
             Ok(e) => Some(e),
             Err(e) => {
                 tracing::warn!("engine not reachable yet: {e}");
@@ -280,18 +305,19 @@ impl Daemon {
         self.tracer.as_ref().map_err(Clone::clone)
     }
 
-    /// The engine, connecting on first use (dockerd may start after us).
+    /// The engine, connecting on first use (dockerd or Podman's service may
+    /// start after us).
     pub async fn engine(&self) -> Result<Engine, crate::engine::EngineError> {
         let mut g = self.engine.lock().await;
         if let Some(e) = g.as_ref() {
             return Ok(e.clone());
         }
-        let e = Engine::connect(self.config.engine_socket.as_deref())
+        let e = Engine::connect_to(self.config.engine, self.config.engine_socket.as_deref())
             .await
             .inspect_err(|_| {
                 if Path::new(CONTAINERD_SOCKET).exists() {
                     tracing::warn!(
-                        "containerd answers at {CONTAINERD_SOCKET}, but slimd drives containers through the Docker engine API only (containerd/CRI is not supported yet): run dockerd, or point --docker-socket at it"
+                        "containerd answers at {CONTAINERD_SOCKET}, but slimd drives containers through the Docker engine API only (Docker or Podman; containerd/CRI is not supported yet): run dockerd or `podman system service`, or point --engine-socket at it"
                     );
                 }
             })?;
@@ -321,13 +347,30 @@ impl Daemon {
     }
 
     /// Registers a session (it shows in `slim sessions` from now on).
-    pub fn register(&self, req: &SessionRequest) -> Result<Arc<SessionHandle>, ApiError> {
+    pub fn register(
+        &self,
+        req: &SessionRequest,
+        caller: &Caller,
+    ) -> Result<Arc<SessionHandle>, ApiError> {
+        let usage = |message: String| ApiError {
+            kind: FailureKind::Usage,
+            message,
+        };
         if req.image.trim().is_empty() && req.from_profile.is_none() {
+            return Err(usage("no image given".into()));
+        }
+        if req.detach && !req.probes.probe_cmds.is_empty() {
+            return Err(usage(DETACH_WITH_HOST_COMMANDS.into()));
+        }
+        if let Some(p) = &req.from_profile
+            && !caller.may_use(self.owner_of(p))
+        {
             return Err(ApiError {
-                kind: FailureKind::Usage,
-                message: "no image given".into(),
+                kind: FailureKind::Forbidden,
+                message: format!("session {p} belongs to another user"),
             });
         }
+
         if self.shutting_down() {
             return Err(ApiError {
                 kind: FailureKind::Internal,
@@ -338,6 +381,7 @@ impl Daemon {
         let handle = Arc::new(SessionHandle::new(
             id.clone(),
             req,
+            caller.uid,
             self.shutdown.child_token(),
         ));
         handle.emit(Progress::Session { id: id.clone() });
@@ -346,11 +390,13 @@ impl Daemon {
     }
 
     /// Registers a session that is part of `parent` (a Compose stack's
-    /// service): cancelling the parent cancels it.
+    /// service): it belongs to the parent's owner, cancelling the parent
+    /// cancels it, and its host commands run through the parent's client
+    /// (it has none of its own).
     pub(crate) fn register_child(
         &self,
         req: &SessionRequest,
-        parent: &SessionHandle,
+        parent: &Arc<SessionHandle>,
     ) -> Result<Arc<SessionHandle>, ApiError> {
         if self.shutting_down() {
             return Err(ApiError {
@@ -359,11 +405,10 @@ impl Daemon {
             });
         }
         let id = new_session_id();
-        let handle = Arc::new(SessionHandle::new(
-            id.clone(),
-            req,
-            parent.cancel.child_token(),
-        ));
+        let mut handle =
+            SessionHandle::new(id.clone(), req, parent.owner, parent.cancel.child_token());
+        handle.host_via = Some(parent.clone());
+        let handle = Arc::new(handle);
         handle.emit(Progress::Session { id: id.clone() });
         self.sessions.lock().unwrap().insert(id, handle.clone());
         Ok(handle)
@@ -375,12 +420,34 @@ impl Daemon {
         let _ = handle.finished.send(true);
     }
 
+    /// Checks the host paths of `req` with `caller`'s rights (its mounts,
+    /// `--vuln-db`) and puts the checked ones in their place: what a
+    /// caller could not open, no session of theirs reads (Forbidden).
+    pub fn check_paths(&self, req: &mut SessionRequest, caller: &Caller) -> Result<(), ApiError> {
+        let protected = mounts::Protected {
+            state_dir: self.config.state_dir.clone(),
+            engine_socket: self.engine_socket_path(),
+        };
+        let forbidden = |e: mounts::MountError| ApiError {
+            kind: FailureKind::Forbidden,
+            message: e.to_string(),
+        };
+        req.run.mounts = mounts::check(&req.run, caller, &protected).map_err(forbidden)?;
+        if let Some(db) = &req.vuln_db {
+            req.vuln_db = Some(mounts::check_vuln_db(db, caller, &protected).map_err(forbidden)?);
+        }
+        Ok(())
+    }
+
     /// Starts a session in the background and returns its handle.
     pub fn start_session(
         self: &Arc<Self>,
         req: SessionRequest,
+        caller: &Caller,
     ) -> Result<Arc<SessionHandle>, ApiError> {
-        let handle = self.register(&req)?;
+        let mut req = req;
+        self.check_paths(&mut req, caller)?;
+        let handle = self.register(&req, caller)?;
         let daemon = self.clone();
         let h = handle.clone();
         let span = tracing::info_span!("session", id = %h.id, image = %req.image);
@@ -408,6 +475,43 @@ impl Daemon {
 
     pub fn running_ids(&self) -> Vec<String> {
         self.sessions.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// The uid that owns session `id` (running or finished), if it exists.
+    pub fn owner_of(&self, id: &str) -> Option<u32> {
+        if let Some(h) = self.session(id) {
+            return Some(h.owner);
+        }
+        if !valid_id(id) {
+            return None;
+        }
+        read_json::<SessionInfo>(&self.session_dir(id).join("session.json"))
+            .map(|i| i.owner.unwrap_or(0))
+    }
+
+    /// The last progress line of a session that has ended.
+    pub fn ended(&self, id: &str) -> Option<Progress> {
+        if !valid_id(id) {
+            return None;
+        }
+        read_json(&self.session_dir(id).join(LAST_FILE))
+    }
+
+    /// Where the engine listens (its socket file), for the mount check.
+    pub fn engine_socket_path(&self) -> PathBuf {
+        self.config
+            .engine_socket
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(crate::engine::DEFAULT_SOCKET))
+    }
+
+    /// The sessions `caller` may see: root sees every one, anyone else only
+    /// their own.
+    pub fn list_for(&self, caller: &Caller) -> Vec<SessionInfo> {
+        self.list()
+            .into_iter()
+            .filter(|i| caller.may_use(i.owner))
+            .collect()
     }
 
     /// Running sessions, then finished ones from the state directory,
@@ -442,6 +546,16 @@ impl Daemon {
             return None;
         }
         read_json(&self.session_dir(id).join("report.json"))
+    }
+
+    /// Whether a session started by `uid` built the image `image_id` (what
+    /// a user other than root may replace with `--force`).
+    pub fn built_by(&self, uid: u32, image_id: &str) -> bool {
+        self.list()
+            .iter()
+            .filter(|i| i.owner.unwrap_or(0) == uid)
+            .filter_map(|i| self.report(&i.id))
+            .any(|r| r["target_id"].as_str() == Some(image_id))
     }
 
     pub fn cancel(&self, id: &str) -> bool {
@@ -564,6 +678,33 @@ pub async fn export_image(
     .map_err(|e| format!("reading the exported image: {e}"))
 }
 
+/// An engine image's `docker save` tar as a byte stream, for clients that
+/// read the image themselves (`slim diff`). The image is inspected first,
+/// so a missing one is a typed error before any byte is sent.
+pub async fn export_stream(
+    daemon: &Arc<Daemon>,
+    image: &str,
+) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>, ApiError>
+{
+    use futures_util::{StreamExt, TryStreamExt};
+    let engine = daemon.engine().await.map_err(|e| ApiError {
+        kind: FailureKind::Internal,
+        message: e.to_string(),
+    })?;
+    let info = engine.inspect_image(image).await.map_err(|e| ApiError {
+        kind: if matches!(e, crate::engine::EngineError::ImageNotFound(_)) {
+            FailureKind::ImageNotFound
+        } else {
+            FailureKind::Internal
+        },
+        message: e.to_string(),
+    })?;
+    Ok(engine
+        .export_image(&info.id)
+        .map_err(std::io::Error::other)
+        .boxed())
+}
+
 /// `slim xray` through the daemon: export, read, analyse, clean up.
 pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::XrayReport, ApiError> {
     let engine = daemon.engine().await.map_err(|e| ApiError {
@@ -597,6 +738,9 @@ pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::Xra
     })
 }
 
+/// Why `--detach` and `--probe-cmd` do not go together.
+pub const DETACH_WITH_HOST_COMMANDS: &str = "--detach cannot be used with --probe-cmd: host commands run in the slim client, as you, so the client must stay until they are done (the daemon never runs a command line a client sent)";
+
 /// Session ids come from clients: only ours are valid (no path tricks).
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() < 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -608,12 +752,74 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
 }
 
 /// Writes JSON atomically (temp file + rename), so a crash never leaves half
-/// a report.
+/// a report; the file is the daemon's alone (mode 0600) until
+/// [`hand_over`] gives the user's files to their owner.
 pub(crate) fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("json.tmp");
     let data = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, data)?;
+    let _ = std::fs::remove_file(&tmp);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?
+        .write_all(&data)?;
     std::fs::rename(&tmp, path)
+}
+
+/// The last progress line of a finished session, kept for `slim attach`.
+const LAST_FILE: &str = "last.json";
+/// Files of a session directory that stay the daemon's own.
+const DAEMON_FILES: [&str; 4] = [
+    "session.json",
+    "request.json",
+    LAST_FILE,
+    analyse::PROFILE_FILE,
+];
+
+/// Makes a session directory the daemon's, traversable but not listable
+/// by others (mode 0711), so what [`hand_over`] gives its owner is theirs
+/// to read and no one else's.
+pub(crate) fn prepare_session_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711))
+}
+
+/// At a session's end: keeps its last progress line, and gives its report
+/// and artifacts to `owner` (mode 0600, readable by the owner and root);
+/// the directory stays root's (0711), so an owner cannot plant a link the
+/// daemon would write through. The daemon's own files stay root's, 0600.
+pub(crate) fn hand_over(dir: &Path, owner: u32, last: &Progress) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Err(e) = write_json(&dir.join(LAST_FILE), last) {
+        tracing::warn!("cannot write {}: {e}", dir.join(LAST_FILE).display());
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let daemons = DAEMON_FILES.iter().any(|f| e.file_name() == *f);
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if !is_file {
+            continue;
+        }
+        let r = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).and_then(
+            |()| {
+                if daemons {
+                    Ok(())
+                } else {
+                    std::os::unix::fs::lchown(&path, Some(owner), None)
+                }
+            },
+        );
+        if let Err(err) = r {
+            tracing::warn!("cannot hand {} over to uid {owner}: {err}", path.display());
+        }
+    }
 }
 
 /// Phase names for humans.
@@ -642,7 +848,7 @@ mod tests {
             image: "x".into(),
             ..Default::default()
         };
-        let h = SessionHandle::new("id".into(), &req, CancellationToken::new());
+        let h = SessionHandle::new("id".into(), &req, 0, CancellationToken::new());
         h.emit(Progress::PhaseStarted {
             phase: Phase::Inspect,
         });

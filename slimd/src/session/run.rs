@@ -23,7 +23,7 @@ use super::{
     write_json,
 };
 use crate::{
-    engine::ImageInfo,
+    engine::{EngineError, ImageInfo},
     image::{ImageWriter, WriteOptions},
     model::{ApiError, Phase, Progress, SessionKind, SessionRequest},
     probe::{
@@ -47,7 +47,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
         unverified_accepted: req.verify == Some(false),
         ..Default::default()
     };
-    let prepared = std::fs::create_dir_all(&dir)
+    let prepared = super::prepare_session_dir(&dir)
         .and_then(|()| std::fs::create_dir_all(&scratch))
         .and_then(|()| write_json(&dir.join("request.json"), &req))
         .and_then(|()| write_json(&dir.join("session.json"), &handle.info()));
@@ -138,21 +138,23 @@ pub(crate) fn finish(
     }
     let _ = write_json(&dir.join("session.json"), &info);
     handle.set_info(info);
-    match outcome {
+    let last = match outcome {
         Ok(()) => {
             tracing::info!(state = %report.state, "session finished");
-            handle.emit(Progress::Done {
+            Progress::Done {
                 summary: report.summary(&report_path.display().to_string()),
-            })
+            }
         }
         Err(e) => {
             tracing::warn!(kind = ?e.kind(), "session failed: {e}");
-            handle.emit(Progress::Failed {
+            Progress::Failed {
                 kind: e.kind(),
                 message: e.to_string(),
-            })
+            }
         }
-    }
+    };
+    super::hand_over(dir, handle.owner, &last);
+    handle.emit(last);
 }
 
 /// Removes the session's containers, untags and removes its cgroups, and
@@ -262,15 +264,33 @@ async fn inspect_and_target(
         if info.repo_tags.contains(&t) || t == image_ref {
             return Err(SessionError::TargetIsOriginal(t));
         }
-        if !req.force && ctx.engine.tag_exists(&t).await? {
-            return Err(SessionError::TagExists(t));
-        }
+        may_take_tag(ctx, &t, SessionError::TagExists).await?;
         Some(t)
     } else {
         None
     };
     ctx.report.target = target.clone();
     Ok((info, target))
+}
+
+/// Whether this session may write the image tag `tag`: free, or taken and
+/// `--force` given (`taken` names the error otherwise). Root may replace any
+/// image; anyone else only one that a session of their own built, so that
+/// the socket's group cannot swap an image that others run.
+async fn may_take_tag(ctx: &Ctx<'_>, tag: &str, taken: fn(String) -> SessionError) -> Result<()> {
+    let existing = match ctx.engine.inspect_image(tag).await {
+        Ok(info) => info,
+        Err(EngineError::ImageNotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if !ctx.req.force {
+        return Err(taken(tag.to_string()));
+    }
+    let owner = ctx.handle.owner;
+    if owner != 0 && !ctx.daemon.built_by(owner, &existing.id) {
+        return Err(SessionError::NotYourTag(tag.to_string()));
+    }
+    Ok(())
 }
 
 /// Phase inspect: the image, its ports, when to stop watching it.
@@ -401,7 +421,16 @@ pub(crate) async fn probe_app(
         if st.endpoints.is_empty() && plan.exec.is_empty() && plan.host_commands.is_empty() {
             None
         } else {
-            Some(probe::run_probes(&ctx.engine, &st.container, &plan, probe_deadline).await)
+            Some(
+                probe::run_probes(
+                    &ctx.engine,
+                    &st.container,
+                    &plan,
+                    &super::host_commands::ClientHost::of(ctx.handle),
+                    probe_deadline,
+                )
+                .await,
+            )
         };
     let run_deadline = Instant::now() + Duration::from_secs(req.probes.run_timeout_secs);
     let oneshot_run = match &ins.continue_after {
@@ -623,7 +652,6 @@ pub(crate) async fn write_and_load(
     target: Option<String>,
     analysis: Analysis,
 ) -> Result<Option<Loaded>> {
-    let req = ctx.req;
     let Analysis {
         image,
         keep,
@@ -648,9 +676,14 @@ pub(crate) async fn write_and_load(
         return Ok(None);
     };
     let archive = ctx.scratch.join("slim.tar");
-    let written = {
+    let selection = {
         let image = image.clone();
         let selection = keep.selection();
+        tokio::task::spawn_blocking(move || with_package_db(&image, selection)).await?
+    };
+    let written = {
+        let image = image.clone();
+        let selection = selection.clone();
         let archive = archive.clone();
         let scratch = ctx.scratch.clone();
         let mut opts = WriteOptions {
@@ -672,7 +705,7 @@ pub(crate) async fn write_and_load(
         })
         .await??
     };
-    drop(image);
+    let sbom_input = (image, selection);
     ctx.done(Some(format!(
         "{} entries, {} in one layer",
         written.entry_count,
@@ -681,9 +714,7 @@ pub(crate) async fn write_and_load(
 
     // --- load ---
     ctx.begin(Phase::Load);
-    if !req.force && ctx.engine.tag_exists(&target).await? {
-        return Err(SessionError::TagAppeared(target));
-    }
+    may_take_tag(ctx, &target, SessionError::TagAppeared).await?;
     ctx.engine.load_image_file(&archive).await?;
     let slim_info = ctx.engine.inspect_image(&target).await?;
     ctx.report.target_id = Some(slim_info.id.clone());
@@ -697,6 +728,7 @@ pub(crate) async fn write_and_load(
         };
     }
     let _ = std::fs::remove_file(&archive);
+    write_sboms(ctx, &target, &slim_info.id, sbom_input).await;
     ctx.done(Some(format!(
         "{target} ({})",
         crate::report::bytes(slim_info.size)
@@ -706,6 +738,99 @@ pub(crate) async fn write_and_load(
         slim_info,
         hardening,
     }))
+}
+
+/// The selection plus the original's package databases trimmed to what it
+/// keeps (see [`crate::inventory::trim`]): scanners then report what the
+/// slim image really holds.
+fn with_package_db(
+    image: &crate::image::Image,
+    mut selection: crate::image::Selection,
+) -> crate::image::Selection {
+    let db = {
+        let kept = |p: &str| selection.contains(p);
+        crate::inventory::trim::trim(&image.fs, &kept)
+    };
+    for p in &db.keep {
+        selection.insert(p);
+    }
+    for f in db.files {
+        let mut e = crate::image::SyntheticEntry::file(&f.path, f.content, f.mode);
+        if let Some(orig) = image.fs.get(&f.path) {
+            (e.uid, e.gid, e.mtime) = (orig.uid, orig.gid, orig.mtime);
+        }
+        selection.add_synthetic(e);
+    }
+    selection
+}
+
+/// Writes the slim image's SBOMs (SPDX and CycloneDX) next to the report:
+/// the original's packages that still have files in it, with kept/total
+/// counts. A failure is a warning: the image is built either way.
+async fn write_sboms(
+    ctx: &mut Ctx<'_>,
+    target: &str,
+    slim_id: &str,
+    (image, selection): (std::sync::Arc<crate::image::Image>, crate::image::Selection),
+) {
+    use crate::sbom::{Sbom, SbomFormat};
+    let dir = ctx.daemon.session_dir(&ctx.handle.id);
+    // Named like the run's other artifacts (after the original).
+    let name = super::artifacts::artifact_name(&ctx.report.image);
+    let (target_s, slim_id_s, original) = (
+        target.to_string(),
+        slim_id.to_string(),
+        ctx.report.image.clone(),
+    );
+    let vuln_db = ctx.req.vuln_db.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        let inv = crate::inventory::Inventory::read(&image.fs);
+        let kept = |p: &str| selection.contains(p);
+        let sbom = Sbom::of_slim(&target_s, &slim_id_s, &original, &image.fs, &inv, &kept);
+        let vuln = vuln_db.map(|db| {
+            let db = crate::vuln::osv::Database::open(&db).map_err(|e| e.to_string())?;
+            // The slim image's inventory: what its trimmed databases list.
+            let slim_inv = crate::inventory::Inventory {
+                packages: sbom
+                    .packages
+                    .iter()
+                    .map(|p| crate::inventory::InventoryPackage {
+                        files: p.files.iter().map(|f| f.path.clone()).collect(),
+                        ..p.package.clone()
+                    })
+                    .collect(),
+                distro: inv.distro.clone(),
+            };
+            Ok::<_, String>(crate::vuln::VulnReport::delta(&inv, &slim_inv, &db))
+        });
+        let mut files = Vec::new();
+        for f in [SbomFormat::SpdxJson, SbomFormat::CycloneDxJson] {
+            let file = format!("{name}-{}", f.suffix());
+            let path = dir.join(&file);
+            let text = serde_json::to_vec_pretty(&sbom.render(f)).map_err(|e| e.to_string())?;
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            files.push((file, path.display().to_string()));
+        }
+        Ok::<_, String>((files, inv.packages.len(), sbom.package_count(), vuln))
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    match written {
+        Ok((files, before, after, vuln)) => {
+            ctx.report.artifacts.extend(files);
+            ctx.report.packages = Some(crate::report::PackageCounts {
+                original: before,
+                slim: after,
+            });
+            match vuln {
+                Some(Ok(v)) => ctx.report.vuln = Some(v),
+                Some(Err(e)) => ctx.warn(format!("--vuln-db: {e}")),
+                None => {}
+            }
+        }
+        Err(e) => ctx.warn(format!("SBOMs not written: {e}")),
+    }
 }
 
 /// Phase verify: plain, then (if asked) under the generated seccomp profile.

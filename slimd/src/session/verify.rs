@@ -180,7 +180,14 @@ pub(crate) async fn check_slim(
     if let Some(orig) = &original.probe {
         let replay = original.plan.replay_of(orig, endpoints);
         let deadline = Instant::now() + Duration::from_secs(ctx.req.probes.probe_timeout_secs);
-        let slim_report = probe::run_probes(&ctx.engine, &container, &replay, deadline).await;
+        let slim_report = probe::run_probes(
+            &ctx.engine,
+            &container,
+            &replay,
+            &super::host_commands::ClientHost::of(ctx.handle),
+            deadline,
+        )
+        .await;
         absorb(
             &mut result,
             &mut mismatches,

@@ -29,18 +29,29 @@ use crate::{
 };
 
 /// Default cgroup2 prefixes of the runtimes' containers: Docker with the
-/// cgroupfs driver, and with the systemd driver.
-pub const DEFAULT_PREFIXES: &[&str] = &["/docker/", "/system.slice/docker-"];
+/// cgroupfs driver, and with the systemd driver; rootful Podman with the
+/// cgroupfs manager (`/libpod_parent/libpod-<id>`) and the systemd one
+/// (`/machine.slice/libpod-<id>.scope`).
+pub const DEFAULT_PREFIXES: &[&str] = &[
+    "/docker/",
+    "/system.slice/docker-",
+    "/libpod_parent/libpod-",
+    "/machine.slice/libpod-",
+];
 
 /// Default label (or pod annotation, as cri-dockerd copies it) that asks for
 /// a profile.
 pub const DEFAULT_LABEL: &str = "slimd.dev/profile=true";
 
 /// The container id in a runtime cgroup path (`/docker/<id>`,
-/// `/system.slice/docker-<id>.scope`, `/kubepods/.../<id>`).
+/// `/system.slice/docker-<id>.scope`, `/libpod_parent/libpod-<id>`,
+/// `/kubepods/.../<id>`).
 pub fn container_id(path: &str) -> Option<&str> {
     let last = path.trim_end_matches('/').rsplit('/').next()?;
-    let last = last.strip_prefix("docker-").unwrap_or(last);
+    let last = last
+        .strip_prefix("docker-")
+        .or_else(|| last.strip_prefix("libpod-"))
+        .unwrap_or(last);
     let last = last.strip_suffix(".scope").unwrap_or(last);
     (last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit())).then_some(last)
 }
@@ -132,7 +143,7 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
         detach: true,
         ..Default::default()
     };
-    let handle = match daemon.register(&req) {
+    let handle = match daemon.register(&req, &crate::model::Caller::root()) {
         Ok(h) => h,
         Err(e) => {
             tracing::warn!("watch: {}", e.message);
@@ -170,7 +181,7 @@ async fn profile_container(
 ) {
     let dir = daemon.session_dir(&handle.id);
     let scratch = daemon.scratch_dir(&handle.id);
-    let _ = std::fs::create_dir_all(&dir);
+    let _ = super::prepare_session_dir(&dir);
     let _ = write_json(&dir.join("session.json"), &handle.info());
     let mut rx = trace.take_events().expect("adopted session");
     let collector = tokio::spawn(async move {
@@ -288,19 +299,21 @@ async fn profile_container(
     let _ = write_json(&report_path, &report);
     let _ = write_json(&dir.join("session.json"), &info);
     handle.set_info(info);
-    match result {
-        Ok(()) => handle.emit(Progress::Done {
+    let last = match result {
+        Ok(()) => Progress::Done {
             summary: report.summary(&report_path.display().to_string()),
-        }),
-        Err(e) => handle.emit(Progress::Failed {
+        },
+        Err(e) => Progress::Failed {
             kind: if handle.cancel.is_cancelled() {
                 FailureKind::Cancelled
             } else {
                 e.kind()
             },
             message: e.to_string(),
-        }),
-    }
+        },
+    };
+    super::hand_over(&dir, handle.owner, &last);
+    handle.emit(last);
     daemon.unregister(&handle);
 }
 
@@ -320,6 +333,15 @@ mod tests {
             container_id(&format!("/kubepods/burstable/pod12/{id}")),
             Some(id.as_str())
         );
+        assert_eq!(
+            container_id(&format!("/libpod_parent/libpod-{id}")),
+            Some(id.as_str())
+        );
+        assert_eq!(
+            container_id(&format!("/machine.slice/libpod-{id}.scope")),
+            Some(id.as_str())
+        );
+        assert_eq!(container_id("/libpod_parent/conmon"), None);
         assert_eq!(container_id("/docker/notanid"), None);
         assert_eq!(container_id("/docker"), None);
     }

@@ -45,8 +45,14 @@ pub enum StackError {
     Verify { mismatches: Vec<String> },
     #[error("stack cancelled (the client went away or asked)")]
     Cancelled,
+    /// A service's session was refused (a path the caller may not use)
+    /// or could not be registered.
     #[error("cannot register the session of service {service}: {message}")]
-    Register { service: String, message: String },
+    Register {
+        service: String,
+        kind: FailureKind,
+        message: String,
+    },
 }
 
 impl StackError {
@@ -58,9 +64,8 @@ impl StackError {
             StackError::Start { .. } | StackError::Dependency { .. } => FailureKind::App,
             StackError::Verify { .. } => FailureKind::Verify,
             StackError::Cancelled => FailureKind::Cancelled,
-            StackError::Prepare { .. } | StackError::Engine(_) | StackError::Register { .. } => {
-                FailureKind::Internal
-            }
+            StackError::Register { kind, .. } => *kind,
+            StackError::Prepare { .. } | StackError::Engine(_) => FailureKind::Internal,
         }
     }
 }

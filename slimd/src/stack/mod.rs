@@ -32,13 +32,18 @@ use tracing::Instrument;
 use crate::{
     compose::{ServiceSpec, StackSpec, override_file},
     engine::Engine,
-    model::{ApiError, ComposeRequest, FailureKind, Phase, Progress, SessionKind, SessionRequest},
-    probe::{self, ProbeReport},
+    model::{
+        ApiError, Caller, ComposeRequest, FailureKind, Phase, Progress, SessionKind, SessionRequest,
+    },
+    probe::{self, CommandProbe, HostCommandRunner, ProbeReport},
     report::{Report, VerifyOutcome, VerifyResult},
     session::{
         Daemon, LABEL_INSTANCE, LABEL_SESSION, SessionError, SessionHandle,
         analyse::Seen,
         ctx::{Ctx, Resources},
+        hand_over,
+        host_commands::ClientHost,
+        prepare_session_dir,
         run::{self as phases, Inspected, Loaded, Started},
         unix_now,
         verify::{self, Original},
@@ -52,15 +57,30 @@ use up::{Names, Running};
 /// Label naming the Compose service a container runs.
 pub const LABEL_SERVICE: &str = "slimd.service";
 
-/// Starts a stack build in the background; its handle streams the
-/// progress of every service.
-pub fn start(daemon: &Arc<Daemon>, req: SessionRequest) -> Result<Arc<SessionHandle>, ApiError> {
-    let handle = daemon.register(&req)?;
+/// Starts a stack build for `caller` in the background; its handle
+/// streams the progress of every service. The stack and its services'
+/// sessions belong to the caller, their host paths are checked with the
+/// caller's rights, and every host command runs in the caller's client.
+pub fn start(
+    daemon: &Arc<Daemon>,
+    req: SessionRequest,
+    caller: &Caller,
+) -> Result<Arc<SessionHandle>, ApiError> {
+    let mut req = req;
+    daemon.check_paths(&mut req, caller)?;
+    if req.detach && has_host_commands(&req) {
+        return Err(ApiError {
+            kind: FailureKind::Usage,
+            message: DETACH_WITH_STACK_HOST_COMMANDS.into(),
+        });
+    }
+    let handle = daemon.register(&req, caller)?;
     let d = daemon.clone();
     let h = handle.clone();
+    let caller = caller.clone();
     let span = tracing::info_span!("stack", id = %h.id);
     let task = async move {
-        run(d.clone(), h.clone(), req).await;
+        run(d.clone(), h.clone(), req, caller).await;
         d.unregister(&h);
     }
     .instrument(span);
@@ -72,6 +92,24 @@ pub fn start(daemon: &Arc<Daemon>, req: SessionRequest) -> Result<Arc<SessionHan
         });
     }
     Ok(handle)
+}
+
+const DETACH_WITH_STACK_HOST_COMMANDS: &str = "--detach cannot be used with a Compose file whose x-slim has probe-cmds: host commands run in the slim client, as you, so the client must stay until they are done (the daemon never runs a command line a client sent)";
+
+/// Whether the stack (as far as its file parses) runs host commands: its
+/// own, or a chosen service's `x-slim` ones. A file that does not parse
+/// fails in the run, with its error.
+fn has_host_commands(req: &SessionRequest) -> bool {
+    let Some(c) = &req.compose else {
+        return false;
+    };
+    StackSpec::parse(&c.bundle, &c.services, &c.profiles).is_ok_and(|spec| {
+        !spec.host_commands.is_empty()
+            || spec
+                .services
+                .iter()
+                .any(|s| s.chosen && !s.slim.probe_cmds.is_empty())
+    })
 }
 
 /// One service's line in the stack report.
@@ -158,6 +196,8 @@ fn service_request(stack: &SessionRequest, svc: &ServiceSpec) -> SessionRequest 
         verify_seccomp: false,
         detach: stack.detach,
         from_profile: None,
+        // Checked against the caller when the stack started.
+        vuln_db: stack.vuln_db.clone(),
         compose: None,
     }
 }
@@ -207,7 +247,7 @@ fn forward(child: Arc<SessionHandle>, stack: Arc<SessionHandle>, service: String
 }
 
 /// Runs a stack to its end; always cleans up and writes its report.
-async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: SessionRequest) {
+async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: SessionRequest, caller: Caller) {
     let t0 = Instant::now();
     let compose = req.compose.clone().unwrap_or_default();
     let dir = daemon.session_dir(&handle.id);
@@ -224,7 +264,7 @@ async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: SessionReques
     let mut children: Vec<Child> = Vec::new();
     let mut reports: Vec<Report> = Vec::new();
     let outcome = async {
-        std::fs::create_dir_all(&dir)
+        prepare_session_dir(&dir)
             .and_then(|()| std::fs::create_dir_all(&scratch))
             .and_then(|()| write_json(&dir.join("request.json"), &req))
             .and_then(|()| write_json(&dir.join("session.json"), &handle.info()))
@@ -248,16 +288,26 @@ async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: SessionReques
             if !svc.chosen {
                 continue;
             }
-            let creq = service_request(&req, svc);
+            let mut creq = service_request(&req, svc);
+            // What a single build checks for its caller, each service's
+            // request gets too.
+            daemon
+                .check_paths(&mut creq, &caller)
+                .map_err(|e| StackError::Register {
+                    service: svc.name.clone(),
+                    kind: e.kind,
+                    message: e.message,
+                })?;
             let h = daemon
                 .register_child(&creq, &handle)
                 .map_err(|e| StackError::Register {
                     service: svc.name.clone(),
+                    kind: e.kind,
                     message: e.message,
                 })?;
             forward(h.clone(), handle.clone(), svc.name.clone());
             let cdir = daemon.session_dir(&h.id);
-            std::fs::create_dir_all(&cdir)
+            prepare_session_dir(&cdir)
                 .and_then(|()| std::fs::create_dir_all(daemon.scratch_dir(&h.id)))
                 .and_then(|()| write_json(&cdir.join("request.json"), &creq))
                 .and_then(|()| write_json(&cdir.join("session.json"), &h.info()))
@@ -403,13 +453,13 @@ fn finish(
     }
     let _ = write_json(&dir.join("session.json"), &info);
     handle.set_info(info);
-    match outcome {
+    let last = match outcome {
         Ok(()) => {
             let override_path = Path::new(&compose.bundle.project_dir)
                 .join(override_file::FILE_NAME)
                 .display()
                 .to_string();
-            handle.emit(Progress::Done {
+            Progress::Done {
                 summary: serde_json::json!({
                     "kind": "compose",
                     "id": report.id,
@@ -432,13 +482,16 @@ fn finish(
                     })),
                     "report": report_path.display().to_string(),
                 }),
-            });
+            }
         }
-        Err(e) => handle.emit(Progress::Failed {
+        Err(e) => Progress::Failed {
             kind: e.kind(),
             message: e.to_string(),
-        }),
-    }
+        },
+    };
+    // The stack's report is its owner's, like a single build's.
+    hand_over(&dir, handle.owner, &last);
+    handle.emit(last);
 }
 
 /// `--verify=false` asked for unverified images.
@@ -593,21 +646,34 @@ impl Conductor<'_> {
         .await
     }
 
-    /// Runs the stack's host commands against `running`.
+    /// Runs the stack's host commands against `running`: in the client,
+    /// as the calling user, with every service's `SLIM_<SERVICE>_*`.
     async fn host_commands(&self, running: &[(String, Running)]) -> ProbeReport {
-        let env = up::host_env(running);
         let t = Instant::now();
         let deadline = t + Duration::from_secs(self.req.probes.probe_timeout_secs);
-        let mut report = ProbeReport::default();
-        for cmd in &self.spec.host_commands {
-            let d = deadline
-                .min(Instant::now() + Duration::from_secs(self.req.probes.command_timeout_secs));
-            report
-                .host_commands
-                .push(probe::run_host_command(cmd, &[], &env, false, d).await);
+        let commands: Vec<CommandProbe<String>> = self
+            .spec
+            .host_commands
+            .iter()
+            .map(|cmd| CommandProbe {
+                cmd: cmd.clone(),
+                ignore_output: false,
+            })
+            .collect();
+        let host = ClientHost::with_env(self.handle, up::host_env(running));
+        let host_commands = host
+            .run(
+                &commands,
+                &[],
+                Duration::from_secs(self.req.probes.command_timeout_secs),
+                deadline,
+            )
+            .await;
+        ProbeReport {
+            host_commands,
+            elapsed_ms: t.elapsed().as_millis() as u64,
+            ..Default::default()
         }
-        report.elapsed_ms = t.elapsed().as_millis() as u64;
-        report
     }
 
     async fn flow(&mut self, ctxs: &mut [Ctx<'_>]) -> Result<(), StackError> {

@@ -154,13 +154,13 @@ impl CgroupHost {
 
     /// Removes a session's cgroups, in the v2 tree and every v1 hierarchy
     /// where the runtime made a copy. Processes still inside are killed
-    /// (`cgroup.kill`), then the directories are removed deepest first.
+    /// (see [`kill_all`]), then the directories are removed deepest first.
     pub fn remove_session(&self, root_name: &str, session: &str) -> Result<(), TracerError> {
         check_name(root_name)?;
         check_name(session)?;
         let v2 = self.v2_mount.join(root_name).join(session);
         if v2.exists() {
-            let _ = fs::write(v2.join("cgroup.kill"), "1");
+            kill_all(&v2);
         }
         let mut first_err = None;
         for base in std::iter::once(&self.v2_mount).chain(self.v1_mounts.iter()) {
@@ -211,6 +211,49 @@ pub(crate) fn check_name(name: &str) -> Result<(), TracerError> {
     }
 }
 
+/// Kills every process in a cgroup2 tree: `cgroup.kill` (Linux 5.14, which
+/// the daemon and `slimd trace` require at start-up, see
+/// [`super::features`]); where it is missing anyway (a library user that
+/// skipped the probe), SIGKILL to each pid in `cgroup.procs` of the tree,
+/// a few passes over it for processes forked meanwhile.
+pub fn kill_all(dir: &Path) {
+    match fs::write(dir.join("cgroup.kill"), "1") {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound && dir.is_dir() => {
+            for _ in 0..3 {
+                let pids = procs_in_tree(dir);
+                if pids.is_empty() {
+                    break;
+                }
+                for pid in pids {
+                    // SAFETY: kill(2) with a pid read from the cgroup; no memory involved.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+        Err(e) => tracing::warn!("{}: {e}", dir.join("cgroup.kill").display()),
+    }
+}
+
+/// The pids in `cgroup.procs` of `dir` and every cgroup below it.
+fn procs_in_tree(dir: &Path) -> Vec<i32> {
+    let mut pids: Vec<i32> = fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .filter(|&p: &i32| p > 0)
+        .collect();
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(procs_in_tree(&e.path()));
+            }
+        }
+    }
+    pids
+}
+
 /// Removes a cgroup directory tree (cgroupfs only allows rmdir of empty
 /// cgroups, so children first). A cgroup whose last process is still exiting
 /// refuses with EBUSY for a moment: retry until a deadline.
@@ -258,6 +301,19 @@ fn unescape_mountinfo(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn without_cgroup_kill_every_pid_of_the_tree_is_found() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("cgroup.procs"), "").unwrap();
+        fs::create_dir(d.path().join("child")).unwrap();
+        fs::write(d.path().join("child/cgroup.procs"), "0\n").unwrap();
+        assert!(procs_in_tree(d.path()).is_empty(), "pid 0 is never killed");
+        fs::write(d.path().join("child/cgroup.procs"), "123\n456\n").unwrap();
+        let mut pids = procs_in_tree(d.path());
+        pids.sort();
+        assert_eq!(pids, vec![123, 456]);
+    }
+
     use super::*;
 
     const HYBRID: &str = "\

@@ -559,6 +559,25 @@ fn other_users_are_refused() -> Result<()> {
     let mode =
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&d.socket)?.permissions());
     ensure!(mode & 0o777 == 0o660, "socket mode {mode:o}");
+    // Past the file mode, the daemon's peer-credential check says no.
+    std::fs::set_permissions(
+        &d.socket,
+        std::os::unix::fs::PermissionsExt::from_mode(0o666),
+    )?;
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(crate::daemon::bin("slim"))
+        .arg("--socket")
+        .arg(&d.socket)
+        .arg("status")
+        .output()?;
+    let err = failed_with(&out, 8)?;
+    ensure!(err.contains("not allowed"), "{err}");
+    ensure!(
+        d.log()
+            .contains("refused API request from a peer outside the slimd group"),
+        "the peer check did not log its refusal"
+    );
     Ok(())
 }
 

@@ -63,6 +63,7 @@ fn crawl_replay_and_compare_on_real_servers() -> anyhow::Result<()> {
                 &engine,
                 &first.id,
                 &plan,
+                &probe::NoClient("no host commands in this test".into()),
                 Instant::now() + Duration::from_secs(120),
             )
             .await;
@@ -88,6 +89,7 @@ fn crawl_replay_and_compare_on_real_servers() -> anyhow::Result<()> {
                 &engine,
                 &second.id,
                 &replay,
+                &probe::NoClient("no host commands in this test".into()),
                 Instant::now() + Duration::from_secs(120),
             )
             .await;

@@ -104,6 +104,21 @@ impl Daemon {
         Ok((lines, secs, out.status))
     }
 
+    /// `slim --json ARGS` that prints one JSON document (`sessions`,
+    /// `report`): the document.
+    pub fn slim_doc(&self, args: &[&str]) -> Result<Value> {
+        let out = proc::output(
+            Command::new(&self.slim)
+                .arg("--socket")
+                .arg(&self.socket)
+                .arg("--json")
+                .args(args),
+            Duration::from_secs(60),
+        )?;
+        serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("slim --json {args:?} printed no JSON document"))
+    }
+
     /// Peak resident set since start, in MB (10^6 bytes).
     pub fn vm_hwm_mb(&self) -> f64 {
         proc::status_kib(self.pid, "VmHWM").map_or(0.0, proc::kib_to_mb)

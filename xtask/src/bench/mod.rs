@@ -10,12 +10,14 @@
 mod assembly;
 mod capacity;
 mod daemon;
+mod diff;
 mod fixtures;
 mod overhead;
 mod proc;
 mod profile;
 mod report;
 mod stats;
+mod watch;
 
 use std::{
     path::{Path, PathBuf},
@@ -73,8 +75,14 @@ pub const BENCHES: &[(&str, &str, BenchFn)] = &[
         overhead::traced_app,
     ),
     ("host-overhead", "Overhead on everyone else", overhead::host),
+    (
+        "watch-cost",
+        "Watch mode's cost to a host build",
+        watch::run,
+    ),
     ("event-capacity", "Event capacity", capacity::run),
     ("image-assembly", "Image assembly throughput", assembly::run),
+    ("image-diff", "Image diff", diff::run),
     ("e2e-build", "End-to-end build", daemon::e2e_build),
     ("idle", "Idle cost of the daemon", daemon::idle),
 ];

@@ -187,14 +187,37 @@ pub fn run_kvm(l: &Launch) -> Result<KvmTry> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    follow(child, l, start).map(KvmTry::Ran)
+    follow(child, l, start, None).map(KvmTry::Ran)
 }
 
-/// Boots under TCG.
+/// A kernel under TCG reaches its init in 3 to 10 s here; one that has not
+/// after this long has stalled (seen: an emulated CPU stuck before init,
+/// RCU stall reports and nothing else on the console, on a loaded host).
+const TCG_BOOT_DEADLINE: Duration = Duration::from_secs(240);
+/// Boots tried under TCG before the run counts as failed.
+const TCG_BOOT_TRIES: u32 = 2;
+
+/// Boots under TCG; a boot that stalls before the kernel reaches its init
+/// is killed and tried again once, said so (the stalled console is kept as
+/// `console-stalled.log`).
 pub fn run_tcg(l: &Launch) -> Result<Outcome> {
     let console = l.run_dir.join("console.log");
-    let child = spawn(l, Accel::Tcg, &console)?;
-    follow(child, l, Instant::now())
+    let mut attempt = 1;
+    loop {
+        let child = spawn(l, Accel::Tcg, &console)?;
+        let out = follow(child, l, Instant::now(), Some(TCG_BOOT_DEADLINE))?;
+        if out.boot_s.is_some() || attempt == TCG_BOOT_TRIES {
+            return Ok(out);
+        }
+        let kept = l.run_dir.join("console-stalled.log");
+        let _ = fs::rename(&console, &kept);
+        println!(
+            "vm: NOTE: the kernel did not reach its init within {} s under TCG (console: {}); booting it again",
+            TCG_BOOT_DEADLINE.as_secs(),
+            kept.display()
+        );
+        attempt += 1;
+    }
 }
 
 fn spawn(l: &Launch, accel: Accel, console: &Path) -> Result<Child> {
@@ -215,8 +238,14 @@ fn stderr_text(child: &mut Child) -> String {
     s
 }
 
-/// Streams the guest's lines until it powers off or the deadline passes.
-fn follow(mut child: Child, l: &Launch, start: Instant) -> Result<Outcome> {
+/// Streams the guest's lines until it powers off or the deadline passes
+/// (or, with `boot_deadline`, until then when the guest has not booted).
+fn follow(
+    mut child: Child,
+    l: &Launch,
+    start: Instant,
+    boot_deadline: Option<Duration>,
+) -> Result<Outcome> {
     let stdout = child.stdout.take().context("qemu stdout")?;
     let stderr = child.stderr.take();
     let (tx, rx) = mpsc::channel::<String>();
@@ -257,6 +286,17 @@ fn follow(mut child: Child, l: &Launch, start: Instant) -> Result<Outcome> {
             out.error = Some(format!(
                 "the VM did not finish within {} s (killed)",
                 l.deadline.as_secs()
+            ));
+            break;
+        }
+        if let Some(b) = boot_deadline
+            && out.boot_s.is_none()
+            && start.elapsed() > b
+        {
+            let _ = child.kill();
+            out.error = Some(format!(
+                "the kernel did not reach its init within {} s (killed)",
+                b.as_secs()
             ));
             break;
         }

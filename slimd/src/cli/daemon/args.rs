@@ -18,9 +18,14 @@ pub struct ServeArgs {
     /// tells this daemon's containers apart).
     #[arg(long, default_value = "slimd", global = true)]
     pub cgroup_root: String,
-    /// Docker engine socket (default: DOCKER_HOST or /var/run/docker.sock).
-    #[arg(long, global = true)]
-    pub docker_socket: Option<PathBuf>,
+    /// The container engine: docker or podman (Podman's Docker-compatible
+    /// API service). Default: whichever answers on the socket.
+    #[arg(long, value_name = "docker|podman", global = true)]
+    pub engine: Option<crate::engine::EngineKind>,
+    /// Engine socket (default: the engine's own, /var/run/docker.sock or
+    /// /run/podman/podman.sock; without --engine, DOCKER_HOST or Docker's).
+    #[arg(long, alias = "docker-socket", global = true)]
+    pub engine_socket: Option<PathBuf>,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, global = true)]
     pub ring_buffer_mb: u32,

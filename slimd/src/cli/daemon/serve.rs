@@ -18,7 +18,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = DaemonConfig {
         state_dir: args.state_dir.clone(),
         cgroup_root: args.cgroup_root.clone(),
-        engine_socket: args.docker_socket.clone(),
+        engine: args.engine,
+        engine_socket: args.engine_socket.clone(),
         tracer: args.tracer_options()?,
         watch_label: args.watch.then(|| args.watch_label.clone()),
     };

@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
+pub use super::source::ImageSource;
 use crate::compose::{ComposeBundle, StackSpec};
+use crate::sbom::SbomFormat;
 
 use crate::api::types::{
     ApiSpecSource, ComposeRequest, ContinueAfter, DEFAULT_SOCKET, Granularity, GranularityOverride,
@@ -37,11 +39,23 @@ pub enum Command {
     Profile(BuildArgs),
     /// Show what an image contains.
     Xray(XrayArgs),
+    /// A bill of materials (SPDX 2.3 or CycloneDX 1.5 JSON) of an image.
+    Sbom(SbomArgs),
+    /// Advisories of an image from an offline OSV database, and with
+    /// --against its slim image, which slimming removed.
+    Vuln(VulnArgs),
+    /// What differs between two images (exit 0 same, 1 different, 2 trouble, 3 not found).
+    Diff(DiffArgs),
     /// List sessions.
     Sessions,
     /// Show a session's report.
-    Report { id: String },
-    /// Follow a running session's progress (e.g. after --detach).
+    Report {
+        id: String,
+        #[command(flatten)]
+        html: HtmlArgs,
+    },
+    /// Follow a session's progress to its end (e.g. after --detach), with
+    /// the same output and exit code as the command that started it.
     Attach { id: String },
     /// Cancel a running session.
     Cancel { id: String },
@@ -178,9 +192,15 @@ pub struct BuildArgs {
     /// Verify again under the generated seccomp profile.
     #[arg(long)]
     pub verify_seccomp: bool,
-    /// Keep the session running if this command is interrupted.
-    #[arg(long)]
+    /// Start the session and return at once, printing its id (follow it
+    /// with `slim attach ID`). Not with --probe-cmd: host commands run in
+    /// this client.
+    #[arg(long, conflicts_with = "probe_cmd")]
     pub detach: bool,
+    /// An offline OSV database (a directory of records or an `all.zip`):
+    /// the report and summary get the advisories before and after.
+    #[arg(long, value_name = "PATH")]
+    pub vuln_db: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -190,6 +210,137 @@ pub struct XrayArgs {
     /// A `docker save` archive or OCI layout (read locally, no daemon needed).
     #[arg(long, value_name = "PATH")]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub html: HtmlArgs,
+}
+
+/// `--html [-o FILE]` of `report`, `xray` and `diff`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct HtmlArgs {
+    /// Write the report as one self-contained HTML page (no network needed
+    /// to view it) instead of text.
+    #[arg(long)]
+    pub html: bool,
+    /// Where the page goes (default: standard output).
+    #[arg(short = 'o', long = "output", value_name = "FILE", requires = "html")]
+    pub output: Option<PathBuf>,
+}
+
+/// Flags of `diff`. Each side is an image in the engine (read through the
+/// daemon) or, given with `--file`, an archive read here; the sides are A
+/// then B in the order they appear on the command line.
+#[derive(Args, Debug, Default)]
+pub struct DiffArgs {
+    /// Images in the engine.
+    #[arg(value_name = "IMAGE", num_args = 0..=2)]
+    pub images: Vec<String>,
+    /// A `docker save` archive or OCI layout (repeat for both sides).
+    #[arg(long, value_name = "PATH", action = ArgAction::Append)]
+    pub file: Vec<PathBuf>,
+    /// List every path that differs, not just the summary.
+    #[arg(long)]
+    pub details: bool,
+    #[command(flatten)]
+    pub html: HtmlArgs,
+    /// The sides in command-line order (filled by [`DiffArgs::order`]).
+    #[arg(skip)]
+    pub sides: Vec<ImageSource>,
+}
+
+/// Flags of `vuln`.
+#[derive(Args, Debug)]
+pub struct VulnArgs {
+    /// An image in the engine (its `docker save` stream comes through the daemon).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub image: Option<String>,
+    /// A `docker save` archive or OCI layout.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// The slim image to compare with (an image in the engine).
+    #[arg(long, value_name = "SLIM", conflicts_with = "against_file")]
+    pub against: Option<String>,
+    /// The slim image to compare with, as an archive.
+    #[arg(long, value_name = "PATH")]
+    pub against_file: Option<PathBuf>,
+    /// The OSV database: a directory of records or an `all.zip` (or a
+    /// directory of them).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// Also run this scanner on both images (it must be on PATH) and show
+    /// its delta beside ours; needs --against.
+    #[arg(long, value_enum)]
+    pub scanner: Vec<crate::vuln::scanner::Scanner>,
+}
+
+impl VulnArgs {
+    pub fn source(&self) -> ImageSource {
+        match (&self.image, &self.file) {
+            (_, Some(f)) => ImageSource::File(f.clone()),
+            (Some(i), None) => ImageSource::Image(i.clone()),
+            (None, None) => unreachable!("clap requires one"),
+        }
+    }
+
+    pub fn against(&self) -> Option<ImageSource> {
+        match (&self.against, &self.against_file) {
+            (_, Some(f)) => Some(ImageSource::File(f.clone())),
+            (Some(i), None) => Some(ImageSource::Image(i.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Flags of `sbom`.
+#[derive(Args, Debug)]
+pub struct SbomArgs {
+    /// An image in the engine (its `docker save` stream comes through the daemon).
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub image: Option<String>,
+    /// A `docker save` archive or OCI layout (read here, no daemon needed).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "spdx-json")]
+    pub format: SbomFormat,
+    /// Write the document here instead of standard output.
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+}
+
+impl SbomArgs {
+    pub fn source(&self) -> ImageSource {
+        match (&self.image, &self.file) {
+            (_, Some(f)) => ImageSource::File(f.clone()),
+            (Some(i), None) => ImageSource::Image(i.clone()),
+            (None, None) => unreachable!("clap requires one"),
+        }
+    }
+}
+
+impl DiffArgs {
+    /// Puts the sides in the order the user wrote them, from clap's
+    /// argument indices.
+    pub fn order(&mut self, m: &clap::ArgMatches) {
+        let mut sides: Vec<(usize, ImageSource)> = Vec::new();
+        if let Some(idx) = m.indices_of("images") {
+            sides.extend(idx.zip(self.images.iter().cloned().map(ImageSource::Image)));
+        }
+        if let Some(idx) = m.indices_of("file") {
+            sides.extend(idx.zip(self.file.iter().cloned().map(ImageSource::File)));
+        }
+        sides.sort_by_key(|(i, _)| *i);
+        self.sides = sides.into_iter().map(|(_, s)| s).collect();
+    }
+}
+
+/// Parses `slim`'s command line (the diff sides in command-line order).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Diff(d), Some(m)) = (&mut cli.command, matches.subcommand_matches("diff")) {
+        d.order(m);
+    }
+    cli
 }
 
 fn parse_granularity(s: &str) -> Result<Granularity, String> {
@@ -315,6 +466,14 @@ impl BuildArgs {
             detach: self.detach,
             from_profile: self.from_profile.clone(),
             compose: self.compose_request()?,
+            // The daemon reads it: an absolute path, checked here first.
+            vuln_db: self
+                .vuln_db
+                .as_deref()
+                .map(|p| {
+                    std::fs::canonicalize(p).map_err(|e| format!("--vuln-db {}: {e}", p.display()))
+                })
+                .transpose()?,
         })
     }
 }
@@ -456,5 +615,29 @@ mod tests {
             panic!()
         };
         assert!(a.request(SessionKind::Build).is_err());
+    }
+
+    #[test]
+    fn html_flags_of_report_and_xray() {
+        let Command::Report { id, html } =
+            Cli::try_parse_from(["slim", "report", "s1", "--html", "-o", "r.html"])
+                .unwrap()
+                .command
+        else {
+            panic!()
+        };
+        assert_eq!(id, "s1");
+        assert!(html.html);
+        assert_eq!(html.output.as_deref(), Some(Path::new("r.html")));
+        let Command::Xray(a) = Cli::try_parse_from(["slim", "xray", "--file", "x.tar", "--html"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert!(a.html.html && a.html.output.is_none());
+        // -o means nothing without --html.
+        let e = Cli::try_parse_from(["slim", "report", "s1", "-o", "r.html"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 }

@@ -1,6 +1,9 @@
 //! `slim build`, `slim profile` and `slim attach`: start (or join) a
 //! session and follow its progress to the end, with Ctrl-C cancelling it
-//! and Enter or SIGUSR1 as the continue signal.
+//! and Enter or SIGUSR1 as the continue signal. The client that started a
+//! session runs its host commands (`--probe-cmd`) here, as the calling
+//! user, and posts their results to the daemon; `--detach` returns once
+//! the session has started, printing its id.
 
 use std::{io::IsTerminal, io::Write, process::ExitCode};
 
@@ -32,6 +35,16 @@ pub(super) async fn session(
             });
         }
     };
+    if req.detach {
+        // The session runs on; `slim attach ID` follows it.
+        if json {
+            println!("{}", serde_json::json!({"event": "session", "id": id}));
+        } else {
+            println!("{id}");
+            eprintln!("slim: session {id} started, detached: `slim attach {id}` follows it");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if json {
         println!("{}", serde_json::json!({"event": "session", "id": id}));
     } else {
@@ -42,7 +55,7 @@ pub(super) async fn session(
         };
         eprintln!("slim: session {id}: {} {what}", kind_name(kind));
     }
-    follow(client, id, stream, json, signal_continue).await
+    follow(client, id, stream, json, signal_continue, true).await
 }
 
 fn kind_name(k: SessionKind) -> &'static str {
@@ -54,12 +67,15 @@ fn kind_name(k: SessionKind) -> &'static str {
 }
 
 /// Prints a session's progress until its last line; Ctrl-C cancels it.
+/// The client that started the session (`runs_host_commands`) runs the
+/// host commands it asks for.
 pub(super) async fn follow(
     client: &Client,
     id: String,
     mut stream: ProgressStream,
     json: bool,
     signal_continue: bool,
+    runs_host_commands: bool,
 ) -> Result<ExitCode, Failure> {
     let tty = std::io::stderr().is_terminal() && !json;
     let mut display = Display::new(tty);
@@ -112,6 +128,23 @@ pub(super) async fn follow(
                     return Ok(ExitCode::from(kind.exit_code()));
                 }
                 return Err(Failure { kind, message });
+            }
+            Progress::HostCommands { batch } if runs_host_commands => {
+                if !json {
+                    display.message(&format!(
+                        "  running {} host command(s) here, as uid {}",
+                        batch.commands.len(),
+                        // SAFETY: getuid has no preconditions.
+                        unsafe { libc::getuid() }
+                    ));
+                }
+                let (c, i) = (client.clone(), id.clone());
+                tokio::spawn(async move {
+                    let results = crate::probe::host::run_batch(&batch).await;
+                    if let Err(e) = c.host_results(&i, &results).await {
+                        eprintln!("slim: reporting host command results: {e}");
+                    }
+                });
             }
             other if !json => display.show(&other),
             _ => {}

@@ -1,24 +1,34 @@
 //! `slim`: the client. Talks to the daemon through `api::client` only.
 //! One file per subcommand family ([`build`] for build, profile and attach;
-//! [`xray`]; [`sessions`] for sessions, report and cancel; [`status`]), the
-//! flags in [`args`], the progress display in [`progress`].
+//! [`xray`]; [`diff`]; [`sbom`]; [`vuln`]; [`sessions`] for sessions, report and cancel;
+//! [`status`]), the flags in [`args`], the progress display in [`progress`], writing HTML
+//! pages in [`html`].
 //!
 //! Exit codes: 0 success; 1 daemon/engine/internal error; 2 bad usage;
 //! 3 image not found; 4 target tag exists; 5 the app failed (did not start,
 //! exited with an error, never answered); 6 verify failed; 7 built but
 //! unverified (nothing could be compared; `--verify=false` exits 0);
-//! 130 cancelled.
+//! 8 refused: it belongs to another user, or needs root; 130 cancelled. `slim diff` follows diff(1) instead: 0 same, 1 different,
+//! 2 trouble (usage, an unreadable archive, the daemon or engine), 3 image
+//! not found.
 
 mod args;
 mod build;
+mod diff;
+mod html;
 mod progress;
+mod sbom;
 mod sessions;
+mod source;
 mod status;
+mod vuln;
 mod xray;
 
 use std::process::ExitCode;
 
-pub use args::{BuildArgs, Cli, Command, XrayArgs};
+pub use args::{
+    BuildArgs, Cli, Command, DiffArgs, HtmlArgs, ImageSource, SbomArgs, VulnArgs, XrayArgs, parse,
+};
 
 use crate::api::{
     client::{Client, ClientError},
@@ -32,10 +42,13 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Build(a) => build::session(&client, a, SessionKind::Build, cli.json).await,
         Command::Profile(a) => build::session(&client, a, SessionKind::Profile, cli.json).await,
         Command::Xray(a) => xray::xray(&client, a, cli.json).await,
+        Command::Diff(a) => return diff::diff(&client, a, cli.json).await,
+        Command::Sbom(a) => sbom::sbom(&client, a).await,
+        Command::Vuln(a) => vuln::vuln(&client, a, cli.json).await,
         Command::Sessions => sessions::sessions(&client, cli.json).await,
-        Command::Report { id } => sessions::show_report(&client, id, cli.json).await,
+        Command::Report { id, html } => sessions::show_report(&client, id, html, cli.json).await,
         Command::Attach { id } => match client.follow(id).await {
-            Ok(stream) => build::follow(&client, id.clone(), stream, cli.json, false).await,
+            Ok(stream) => build::follow(&client, id.clone(), stream, cli.json, false, false).await,
             Err(e) => Err(e.into()),
         },
         Command::Cancel { id } => client

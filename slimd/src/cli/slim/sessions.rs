@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use super::Failure;
+use super::{Failure, HtmlArgs};
 use crate::{
     api::{client::Client, types::Phase},
     report,
@@ -43,10 +43,15 @@ pub(super) async fn sessions(client: &Client, json: bool) -> Result<ExitCode, Fa
 pub(super) async fn show_report(
     client: &Client,
     id: &str,
+    html: &HtmlArgs,
     json: bool,
 ) -> Result<ExitCode, Failure> {
+    super::html::check(html, json)?;
     let r = client.report(id).await?;
-    if json {
+    if html.html {
+        let page = report::html::render_build_html(&r).map_err(super::html::failure)?;
+        super::html::write_page(&page, html.output.as_deref())?;
+    } else if json {
         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
     } else {
         print!("{}", report::render_report(&r));

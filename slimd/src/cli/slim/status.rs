@@ -40,8 +40,12 @@ pub(super) async fn status(client: &Client, json: bool) -> Result<ExitCode, Fail
     }
     match (&s.engine, &s.engine_error) {
         (Some(e), _) => println!(
-            "engine     Docker {} (API {}), cgroup driver {}, cgroup v{}",
-            e.version, e.api_version, e.cgroup_driver, e.cgroup_version
+            "engine     {} {} (API {}), cgroup driver {}, cgroup v{}",
+            e.engine.display_name(),
+            e.version,
+            e.api_version,
+            e.cgroup_driver,
+            e.cgroup_version
         ),
         (None, Some(err)) => println!("engine     UNREACHABLE: {err}"),
         _ => println!("engine     unknown"),

@@ -7,6 +7,7 @@ use super::{Failure, XrayArgs, usage};
 use crate::api::{client::Client, types::FailureKind};
 
 pub(super) async fn xray(client: &Client, a: &XrayArgs, json: bool) -> Result<ExitCode, Failure> {
+    super::html::check(&a.html, json)?;
     let report = match (&a.image, &a.file) {
         (_, Some(file)) => {
             let file = file.clone();
@@ -20,7 +21,15 @@ pub(super) async fn xray(client: &Client, a: &XrayArgs, json: bool) -> Result<Ex
         (Some(image), None) => client.xray(image).await?,
         (None, None) => return Err(usage("give an IMAGE, or --file ARCHIVE".into())),
     };
-    if json {
+    if a.html.html {
+        let r =
+            serde_json::from_value::<crate::image::XrayReport>(report).map_err(|e| Failure {
+                kind: FailureKind::Internal,
+                message: format!("the daemon's xray report does not read: {e}"),
+            })?;
+        let page = crate::report::html::render_xray_html(&r).map_err(super::html::failure)?;
+        super::html::write_page(&page, a.html.output.as_deref())?;
+    } else if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).unwrap_or_default()
