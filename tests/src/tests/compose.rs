@@ -105,6 +105,31 @@ fn compose_stack_is_slimmed_and_verified_end_to_end() -> Result<()> {
         "the stack's host command did not verify: {}",
         s["verify"]
     );
+    // The stack's host command ran in the client (the daemon asked it to,
+    // with every service's SLIM_<SERVICE>_*): on the original stack and on
+    // the slim one.
+    let asked: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "host_commands")
+        .collect();
+    let stack_batches = asked
+        .iter()
+        .filter(|l| {
+            let b = &l["batch"];
+            b["commands"][0]
+                .as_str()
+                .is_some_and(|c| c.contains("SLIM_WEB_URL/items"))
+                && b["env"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|kv| kv[0] == "SLIM_WEB_URL")
+        })
+        .count();
+    ensure!(
+        stack_batches == 2,
+        "expected the client to be asked twice to run the stack's host command, got {stack_batches}: {asked:?}"
+    );
     // Each service: its own session, report and slim image, verified.
     let services = s["services"].as_array().context("no services")?;
     ensure!(services.len() == 3, "{s}");
