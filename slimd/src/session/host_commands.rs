@@ -132,6 +132,50 @@ impl HostCommandRunner for ClientHost<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test]
+    async fn a_stack_service_asks_the_stacks_client_with_the_extra_environment() {
+        let req = crate::model::SessionRequest::default();
+        let stack = Arc::new(SessionHandle::new(
+            "stack".into(),
+            &req,
+            1000,
+            CancellationToken::new(),
+        ));
+        let mut service = SessionHandle::new("svc".into(), &req, 1000, CancellationToken::new());
+        service.host_via = Some(stack.clone());
+        let (_, mut rx) = stack.subscribe();
+        let commands = [CommandProbe {
+            cmd: "echo $SLIM_DB_PORT".to_string(),
+            ignore_output: false,
+        }];
+        let host = ClientHost::with_env(&service, vec![("SLIM_DB_PORT".into(), "5433".into())]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let asked = host.run(&commands, &[], Duration::from_secs(5), deadline);
+        // The stack's client: takes the batch from the stack's stream.
+        let client = async {
+            loop {
+                if let Progress::HostCommands { batch } = rx.recv().await.unwrap() {
+                    assert_eq!(batch.env, [("SLIM_DB_PORT".into(), "5433".into())]);
+                    let results = crate::probe::host::run_batch(&batch).await;
+                    stack.deliver_host_results(results).unwrap();
+                    return;
+                }
+            }
+        };
+        let (records, ()) = tokio::join!(asked, client);
+        assert_eq!(records[0].stdout.text, "5433\n");
+        assert!(
+            !service
+                .subscribe()
+                .0
+                .iter()
+                .any(|p| matches!(p, Progress::HostCommands { .. })),
+            "the service's own stream has no client to ask"
+        );
+    }
 
     #[test]
     fn results_are_taken_only_for_the_round_asked() {
