@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::compose::ComposeBundle;
 use crate::probe::host::HostCommandBatch;
 use crate::probe::options::ProbeOptions;
 use crate::resolve::options::KeepOptions;
@@ -71,6 +72,21 @@ pub struct SessionRequest {
     /// An offline OSV database (directory or `all.zip`, an absolute path the
     /// daemon reads): the build report gets the vulnerability delta.
     pub vuln_db: Option<std::path::PathBuf>,
+    /// `slim build --compose FILE`: build every chosen service of a Compose
+    /// stack (the image, tag and run options above are then unused; probe,
+    /// keep and verify options apply to every service).
+    pub compose: Option<ComposeRequest>,
+}
+
+/// The Compose part of a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ComposeRequest {
+    pub bundle: ComposeBundle,
+    /// `--service`: the services to slim (empty: every enabled service).
+    pub services: Vec<String>,
+    /// `--profile`: active Compose profiles.
+    pub profiles: Vec<String>,
 }
 
 /// The phases of a session, in order.
@@ -326,5 +342,34 @@ mod tests {
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), kinds.len() + 1);
+    }
+}
+
+#[cfg(test)]
+mod compose_wire {
+    use super::*;
+
+    #[test]
+    fn a_compose_request_round_trips() {
+        let mut b = crate::compose::ComposeBundle {
+            file: "/p/compose.yml".into(),
+            project_dir: "/p".into(),
+            text: "services: {}\n".into(),
+            dot_env: Some("A=1\n".into()),
+            ..Default::default()
+        };
+        b.env_files.insert("web.env".into(), "X=1\n".into());
+        b.environment.insert("TAG".into(), "1".into());
+        let r = SessionRequest {
+            image: "compose:/p/compose.yml".into(),
+            compose: Some(ComposeRequest {
+                bundle: b,
+                services: vec!["web".into()],
+                profiles: vec![],
+            }),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<SessionRequest>(&json).unwrap(), r);
     }
 }

@@ -30,6 +30,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use sha2::{Digest, Sha256};
 
 pub mod browser;
+mod compose_app;
 pub mod daemon;
 mod hostile_image;
 mod lang_images;
@@ -42,6 +43,7 @@ mod server_images;
 mod tests;
 pub mod tracee;
 mod verify_images;
+pub use compose_app::{COMPOSE_DB, COMPOSE_WEB, ensure_compose_app};
 pub use hostile_image::{
     HOSTILE_DIR, HOSTILE_FILE, HOSTILE_INDEX, HOSTILE_TAG, ensure_hostile_image, hostile_path,
 };

@@ -34,7 +34,7 @@ pub enum ServerImage {
 
 /// The Debian packages come from the mirror: same recipe, same packages
 /// until the mirror moves on, which is fine for a fixture.
-fn apt_install(packages: &str) -> String {
+pub(crate) fn apt_install(packages: &str) -> String {
     format!(
         "RUN apt-get update \\\n \
          && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\\n \

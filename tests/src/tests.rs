@@ -5,6 +5,7 @@
 //! fixture images).
 
 mod build;
+mod compose;
 mod deploy;
 mod edges;
 mod engine_docker;

@@ -36,6 +36,10 @@ const PACKAGES: &[&str] = &[
     "binutils",
     "libc6-dev",
     "zlib1g-dev",
+    // The compose test checks the generated compose.slim.yml with
+    // `docker-compose -f FILE -f compose.slim.yml config` (slimd itself
+    // drives the engine through its API, not through docker-compose).
+    "docker-compose",
     // systemd-analyze verify for the unit files test.
     "systemd",
     // `cargo xtask vm-test`: QEMU, and what builds the guests' initramfs and

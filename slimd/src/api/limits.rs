@@ -21,6 +21,9 @@ pub const MAX_LIST: usize = 1024;
 pub const MAX_COMMANDS: usize = 64;
 /// Bytes of a captured output's text a client may report.
 pub const MAX_OUTPUT_TEXT: usize = 64 * 1024;
+/// Bytes of each file of a Compose bundle (`slim build --compose`): the
+/// Compose file, its `.env` and each `env_file:` (all within [`MAX_BODY`]).
+pub const MAX_COMPOSE_FILE: usize = 1 << 20;
 
 /// Why a request body was refused: the field and what is wrong with it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -77,8 +80,15 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, RequestError> {
     })
 }
 
-/// Strings allowed to be long: probe files, API documents, captured output.
+/// Strings allowed to be long: probe files, API documents, captured
+/// output, the files of a Compose bundle.
 fn long_field(path: &str) -> Option<usize> {
+    const BUNDLE: &str = "compose.bundle.";
+    if let Some(field) = path.strip_prefix(BUNDLE)
+        && (field == "text" || field == "dot_env" || field.starts_with("env_files."))
+    {
+        return Some(MAX_COMPOSE_FILE);
+    }
     let last = path.rsplit('.').next().unwrap_or(path);
     match last {
         "http_probe_file" | "contents" => Some(MAX_BODY),
@@ -188,6 +198,32 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field, "run.expose");
+    }
+
+    #[test]
+    fn a_compose_bundle_may_carry_its_files_within_a_bound() {
+        let big = "x".repeat(MAX_STRING * 4);
+        let req = |field: &str, len: usize| {
+            let text = "x".repeat(len);
+            let files = if field == "env_files" {
+                format!(r#""env_files":{{"./web.env":"{text}"}}"#)
+            } else {
+                format!(r#""{field}":"{text}""#)
+            };
+            format!(r#"{{"image":"compose:c.yml","compose":{{"bundle":{{{files}}}}}}}"#)
+        };
+        for field in ["text", "dot_env", "env_files"] {
+            let r = parse_session_request(req(field, big.len()).as_bytes()).unwrap();
+            assert!(r.compose.is_some(), "{field}");
+            let e = parse_session_request(req(field, MAX_COMPOSE_FILE + 1).as_bytes()).unwrap_err();
+            assert!(e.field.starts_with("compose.bundle."), "{field}: {e}");
+        }
+        // Other strings of the bundle keep the usual bound.
+        let e = parse_session_request(
+            format!(r#"{{"image":"a","compose":{{"bundle":{{"file":"{big}"}}}}}}"#).as_bytes(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "compose.bundle.file");
     }
 
     #[test]

@@ -483,14 +483,20 @@ async fn start_session(
     };
     // The mount check may walk a large tree: off the async workers.
     let (daemon, caller) = (s.daemon.clone(), p.caller.clone());
-    let started = tokio::task::spawn_blocking(move || daemon.start_session(req, &caller))
-        .await
-        .unwrap_or_else(|e| {
-            Err(ApiError {
-                kind: FailureKind::Internal,
-                message: format!("starting the session: {e}"),
-            })
-        });
+    let started = tokio::task::spawn_blocking(move || {
+        if req.compose.is_some() {
+            crate::stack::start(&daemon, req, &caller)
+        } else {
+            daemon.start_session(req, &caller)
+        }
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ApiError {
+            kind: FailureKind::Internal,
+            message: format!("starting the session: {e}"),
+        })
+    });
     match started {
         Ok(h) => progress_response(h, true),
         Err(e) if e.kind == FailureKind::Forbidden => {

@@ -10,8 +10,8 @@
 use serde::{Deserialize, Serialize};
 
 pub use crate::model::{
-    ApiError, Caller, FailureKind, Phase, Progress, RunOptions, SessionInfo, SessionKind,
-    SessionRequest, StatusInfo, UNVERIFIED_EXIT_CODE,
+    ApiError, Caller, ComposeRequest, FailureKind, Phase, Progress, RunOptions, SessionInfo,
+    SessionKind, SessionRequest, StatusInfo, UNVERIFIED_EXIT_CODE,
 };
 pub use crate::probe::options::{ApiSpecSource, ContinueAfter, ProbeOptions};
 pub use crate::resolve::options::{

@@ -521,6 +521,11 @@ impl Engine {
                 oom_killed: s.oom_killed.unwrap_or(false),
                 started_at: s.started_at,
                 finished_at: s.finished_at,
+                health: s
+                    .health
+                    .and_then(|h| h.status)
+                    .map(|st| st.to_string())
+                    .filter(|st| !st.is_empty() && st != "none"),
             },
             ports,
             labels: c
@@ -653,6 +658,128 @@ impl Engine {
             .await
             .map_err(self.err("container list", Subject::None))?;
         Ok(list.into_iter().filter_map(|c| c.id).collect())
+    }
+}
+
+/// Networks and volumes (what a Compose stack creates besides containers).
+impl Engine {
+    /// Creates a bridge network; returns its id.
+    pub async fn create_network(
+        &self,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String> {
+        let req = bollard::models::NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        let r = self
+            .docker
+            .create_network(req)
+            .await
+            .map_err(self.err("network create", Subject::None))?;
+        Ok(r.id)
+    }
+
+    /// Connects a created container to one more network, under `aliases`.
+    pub async fn connect_network(
+        &self,
+        network: &str,
+        container: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        let req = bollard::models::NetworkConnectRequest {
+            container: container.to_string(),
+            endpoint_config: Some(bollard::models::EndpointSettings {
+                aliases: Some(aliases.to_vec()),
+                ..Default::default()
+            }),
+        };
+        self.docker
+            .connect_network(network, req)
+            .await
+            .map_err(self.err("network connect", Subject::Container(container)))
+    }
+
+    pub async fn remove_network(&self, id: &str) -> Result<()> {
+        self.docker
+            .remove_network(id)
+            .await
+            .map_err(self.err("network remove", Subject::None))
+    }
+
+    /// `(id, labels)` of networks carrying label `key` (with `value`).
+    pub async fn list_networks_by_label(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>> {
+        let opts = bollard::query_parameters::ListNetworksOptions {
+            filters: Some(label_filter(key, value)),
+        };
+        let list = self
+            .docker
+            .list_networks(Some(opts))
+            .await
+            .map_err(self.err("network list", Subject::None))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|n| Some((n.id?, n.labels.unwrap_or_default().into_iter().collect())))
+            .collect())
+    }
+
+    /// Creates a local volume; returns its name.
+    pub async fn create_volume(
+        &self,
+        name: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Result<String> {
+        let req = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            driver: Some("local".into()),
+            labels: Some(labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        let v = self
+            .docker
+            .create_volume(req)
+            .await
+            .map_err(self.err("volume create", Subject::None))?;
+        Ok(v.name)
+    }
+
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.docker
+            .remove_volume(
+                name,
+                Some(bollard::query_parameters::RemoveVolumeOptions { force: true }),
+            )
+            .await
+            .map_err(self.err("volume remove", Subject::None))
+    }
+
+    /// `(name, labels)` of volumes carrying label `key` (with `value`).
+    pub async fn list_volumes_by_label(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Vec<(String, std::collections::BTreeMap<String, String>)>> {
+        let opts = bollard::query_parameters::ListVolumesOptions {
+            filters: Some(label_filter(key, value)),
+        };
+        let list = self
+            .docker
+            .list_volumes(Some(opts))
+            .await
+            .map_err(self.err("volume list", Subject::None))?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| (v.name, v.labels.into_iter().collect()))
+            .collect())
     }
 }
 

@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, PortBinding};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount, MountType,
+    NetworkingConfig, PortBinding,
+};
 use serde::{Deserialize, Serialize};
 
 use super::error::{EngineError, Result};
@@ -51,8 +54,14 @@ pub struct ContainerSpec {
     /// Security options in API form, e.g. `seccomp=<profile JSON content>`
     /// (see [`seccomp_opt_from_file`]) or `no-new-privileges`.
     pub security_opts: Vec<String>,
-    /// Network mode (`bridge` when `None`).
+    /// Network mode (`bridge` when `None`), or a network's name.
     pub network_mode: Option<String>,
+    /// Names the container answers to on the network of `network_mode`
+    /// (a Compose service's name).
+    pub network_aliases: Vec<String>,
+    /// Replaces the image's HEALTHCHECK (the engine runs it and reports the
+    /// container's health).
+    pub healthcheck: Option<super::types::Healthcheck>,
 }
 
 /// Reads a seccomp profile file into the `seccomp=<JSON>` form the API wants
@@ -296,6 +305,26 @@ impl ContainerSpec {
             volumes: some_vec(volumes),
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            healthcheck: self.healthcheck.as_ref().map(|h| HealthConfig {
+                test: Some(h.test.clone()),
+                interval: h.interval_ns,
+                timeout: h.timeout_ns,
+                retries: h.retries,
+                start_period: h.start_period_ns,
+                start_interval: None,
+            }),
+            networking_config: match (&self.network_mode, self.network_aliases.is_empty()) {
+                (Some(net), false) => Some(NetworkingConfig {
+                    endpoints_config: Some(HashMap::from([(
+                        net.clone(),
+                        EndpointSettings {
+                            aliases: Some(self.network_aliases.clone()),
+                            ..Default::default()
+                        },
+                    )])),
+                }),
+                _ => None,
+            },
             attach_stdin: Some(false),
             attach_stdout: Some(false),
             attach_stderr: Some(false),

@@ -89,6 +89,9 @@ pub struct ContainerState {
     pub oom_killed: bool,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// `starting`, `healthy`, `unhealthy` when it has a healthcheck.
+    #[serde(default)]
+    pub health: Option<String>,
 }
 
 /// What `docker inspect` says about a container. Read it again after a

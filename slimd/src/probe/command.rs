@@ -48,10 +48,12 @@ pub async fn run_exec_probe(
 /// Runs `cmd` with `sh -c` on the host. `SLIM_TARGET_HOST`,
 /// `SLIM_TARGET_PORT` (the first endpoint's host port) and `SLIM_TARGET_URL`
 /// tell it where the app is; `SLIM_TARGET_PORTS` lists every
-/// `container=host` pair. At the deadline its whole process group is killed.
+/// `container=host` pair; `extra_env` adds more (a Compose stack's
+/// `SLIM_<SERVICE>_*`). At the deadline its whole process group is killed.
 pub async fn run_host_command(
     cmd: &str,
     endpoints: &[Endpoint],
+    extra_env: &[(String, String)],
     ignore_output: bool,
     deadline: Instant,
 ) -> HostCommandRecord {
@@ -84,6 +86,7 @@ pub async fn run_host_command(
         .map(|e| format!("{}={}", e.container_port, e.host_port))
         .collect();
     command.env("SLIM_TARGET_PORTS", pairs.join(","));
+    command.envs(extra_env.iter().map(|(k, v)| (k, v)));
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -176,6 +179,7 @@ mod tests {
         let r = run_host_command(
             "echo $SLIM_TARGET_HOST:$SLIM_TARGET_PORT $SLIM_TARGET_PORTS; echo oops >&2; exit 3",
             &eps,
+            &[],
             false,
             Instant::now() + Duration::from_secs(10),
         )
@@ -191,6 +195,7 @@ mod tests {
         let t = Instant::now();
         let r = run_host_command(
             "echo started; sleep 30 & sleep 30; echo never",
+            &[],
             &[],
             false,
             Instant::now() + Duration::from_millis(500),

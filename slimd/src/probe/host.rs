@@ -30,6 +30,10 @@ pub struct HostCommandBatch {
     pub commands: Vec<String>,
     /// Where the app is (`SLIM_TARGET_*` in each command's environment).
     pub endpoints: Vec<Endpoint>,
+    /// More of each command's environment: a Compose stack's
+    /// `SLIM_<SERVICE>_HOST`, `_PORT` and `_URL`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<(String, String)>,
     /// Seconds each command may run.
     pub timeout_secs: u64,
 }
@@ -88,7 +92,7 @@ pub async fn run_batch(batch: &HostCommandBatch) -> HostCommandResults {
     let mut records = Vec::with_capacity(batch.commands.len());
     for cmd in &batch.commands {
         let deadline = Instant::now() + Duration::from_secs(batch.timeout_secs);
-        records.push(run_host_command(cmd, &batch.endpoints, false, deadline).await);
+        records.push(run_host_command(cmd, &batch.endpoints, &batch.env, false, deadline).await);
     }
     HostCommandResults {
         round: batch.round,
@@ -161,14 +165,22 @@ mod tests {
     async fn a_batch_runs_here_and_its_results_are_accepted() {
         let batch = HostCommandBatch {
             round: 1,
-            commands: vec!["echo $SLIM_TARGET_PORT".into(), "exit 4".into()],
+            commands: vec![
+                "echo $SLIM_TARGET_PORT $SLIM_DB_PORT".into(),
+                "exit 4".into(),
+            ],
             endpoints: vec![Endpoint::new("127.0.0.1", 32770, 8080)],
+            env: vec![("SLIM_DB_PORT".into(), "32771".into())],
             timeout_secs: 10,
         };
         let res = run_batch(&batch).await;
         assert_eq!(res.round, 1);
-        let recs = accept_results(&probes(&["echo $SLIM_TARGET_PORT", "exit 4"]), res).unwrap();
-        assert_eq!(recs[0].stdout.text, "32770\n");
+        let recs = accept_results(
+            &probes(&["echo $SLIM_TARGET_PORT $SLIM_DB_PORT", "exit 4"]),
+            res,
+        )
+        .unwrap();
+        assert_eq!(recs[0].stdout.text, "32770 32771\n");
         assert_eq!(recs[0].exit_code, Some(0));
         assert_eq!(recs[1].exit_code, Some(4));
     }

@@ -26,7 +26,7 @@ pub mod verify;
 
 use std::time::{Duration, Instant};
 
-pub use command::{record_oneshot_run, run_exec_probe, run_host_command};
+pub use command::{record_oneshot_run, run_exec_probe};
 pub use crawl::{HttpProbeConfig, replay_http, run_http_probe};
 pub use error::{ProbeError, Result};
 pub use host::{HostCommandBatch, HostCommandResults, HostCommandRunner, NoClient};

@@ -10,6 +10,9 @@ use super::bytes;
 pub fn render_summary(s: &Value) -> String {
     let mut out = String::new();
     let kind = s["kind"].as_str().unwrap_or("build");
+    if kind == "compose" {
+        return render_stack_summary(s);
+    }
     if let Some(sz) = s.get("sizes").filter(|v| !v.is_null()) {
         let orig = sz["original_bytes"].as_u64().unwrap_or(0);
         let slim = sz["slim_bytes"].as_u64().unwrap_or(0);
@@ -109,6 +112,69 @@ pub fn render_summary(s: &Value) -> String {
     out
 }
 
+/// A Compose stack's report: each service with its own session (`slim
+/// report ID` shows it), sizes and verify outcome, then the stack's
+/// end-to-end verify.
+fn render_stack_report(r: &Value) -> String {
+    let mut out = format!(
+        "session {}  compose  {}  ({})\n",
+        r["id"].as_str().unwrap_or("?"),
+        r["file"].as_str().unwrap_or("?"),
+        r["state"].as_str().unwrap_or("?"),
+    );
+    if let Some(f) = r.get("failure").filter(|f| !f.is_null()) {
+        out.push_str(&format!(
+            "failure: {}\n",
+            f["message"].as_str().unwrap_or("")
+        ));
+    }
+    for s in r["services"].as_array().into_iter().flatten() {
+        let name = s["service"].as_str().unwrap_or("?");
+        let image = s["image"].as_str().unwrap_or("?");
+        if s["chosen"] != true {
+            out.push_str(&format!("  {name:<12} {image} (untraced)\n"));
+            continue;
+        }
+        let sizes = match (s["original_bytes"].as_u64(), s["slim_bytes"].as_u64()) {
+            (Some(a), Some(b)) => format!("{} -> {}", bytes(a), bytes(b)),
+            _ => "not built".into(),
+        };
+        out.push_str(&format!(
+            "  {name:<12} {image} -> {}  {sizes}  verify {}  (session {})\n",
+            s["target"].as_str().unwrap_or("-"),
+            s["verify"].as_str().unwrap_or("-"),
+            s["session"].as_str().unwrap_or("-"),
+        ));
+    }
+    out.push_str(&render_verify(&r["verify"]));
+    out
+}
+
+/// A Compose stack's summary: each service's own summary under its name,
+/// then the stack's end-to-end verify and its report.
+fn render_stack_summary(s: &Value) -> String {
+    let mut out = String::new();
+    for svc in s["services"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "service {}: {}\n",
+            svc["service"].as_str().unwrap_or("?"),
+            svc["image"].as_str().unwrap_or("?")
+        ));
+        out.push_str(&render_summary(svc));
+    }
+    out.push_str(&format!(
+        "stack {} ({}, {:.1} s)\n",
+        s["project"].as_str().unwrap_or("?"),
+        s["state"].as_str().unwrap_or("?"),
+        s["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+    ));
+    out.push_str(&render_verify(&s["verify"]));
+    if let Some(r) = s["report"].as_str() {
+        out.push_str(&format!("  report    {r}\n"));
+    }
+    out
+}
+
 /// The verify lines of a summary: the outcome, what was compared, and
 /// every mismatch or probe problem.
 pub(super) fn render_verify(v: &Value) -> String {
@@ -191,6 +257,9 @@ fn render_roots(s: &Value) -> String {
 
 /// Renders a full report for `slim report ID`.
 pub fn render_report(r: &Value) -> String {
+    if r["kind"] == "compose" {
+        return render_stack_report(r);
+    }
     let mut out = String::new();
     out.push_str(&format!(
         "session {}  {}  {}  ({})\n",
@@ -404,5 +473,42 @@ pub fn reason_text(v: &Value) -> String {
             s("required_by")
         ),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stack_report_names_each_service_and_its_session() {
+        let r = json!({
+            "id": "s1", "kind": "compose", "file": "/p/compose.yml", "state": "succeeded",
+            "services": [
+                {"service": "web", "image": "web:1", "chosen": true, "session": "c1",
+                 "target": "web.slim:1", "original_bytes": 2_000_000, "slim_bytes": 1_000_000,
+                 "verify": "passed"},
+                {"service": "db", "image": "db:1", "chosen": false}
+            ],
+            "verify": {"outcome": "passed", "passed": true, "mismatches": [], "problems": [], "compared": ["x"]}
+        });
+        let text = render_report(&r);
+        assert!(
+            text.starts_with("session s1  compose  /p/compose.yml  (succeeded)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("web.slim:1") && text.contains("session c1"),
+            "{text}"
+        );
+        assert!(text.contains("db:1 (untraced)"), "{text}");
+        let summary = json!({
+            "kind": "compose", "project": "shop", "state": "succeeded", "elapsed_ms": 1500,
+            "services": [{"service": "web", "image": "web:1", "target": "web.slim:1"}],
+            "verify": r["verify"], "report": "/r.json"
+        });
+        let text = render_summary(&summary);
+        assert!(text.contains("service web: web:1"), "{text}");
+        assert!(text.contains("stack shop (succeeded, 1.5 s)"), "{text}");
     }
 }

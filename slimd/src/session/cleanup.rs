@@ -1,6 +1,7 @@
 //! Leftovers of sessions that are not running: after a crash or a kill, the
-//! daemon finds its own containers by label, its cgroups under its cgroup
-//! root, and its scratch directories, and removes them. Sessions recorded as
+//! daemon finds its own containers, networks and volumes (a Compose
+//! stack's) by label, its cgroups under its cgroup root, and its scratch
+//! directories, and removes them. Sessions recorded as
 //! running are marked `interrupted`.
 
 use std::collections::HashSet;
@@ -43,6 +44,56 @@ pub async fn remove_leftovers(daemon: &Daemon) {
             Err(e) => tracing::warn!("cannot list leftover containers: {e}"),
         },
         Err(e) => tracing::warn!("cannot check for leftover containers: {e}"),
+    }
+
+    // Networks and volumes a Compose stack created (after its containers).
+    if let Ok(engine) = daemon.engine().await {
+        match engine
+            .list_networks_by_label(LABEL_INSTANCE, Some(instance))
+            .await
+        {
+            Ok(list) => {
+                for (id, labels) in list {
+                    let owner = labels.get(super::LABEL_SESSION);
+                    if owner.is_some_and(|s| running.contains(s)) {
+                        continue;
+                    }
+                    match engine.remove_network(&id).await {
+                        Ok(()) => {
+                            tracing::info!(network = %id, session = ?owner, "removed leftover network")
+                        }
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => {
+                            tracing::warn!(network = %id, "cannot remove leftover network: {e}")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot list leftover networks: {e}"),
+        }
+        match engine
+            .list_volumes_by_label(LABEL_INSTANCE, Some(instance))
+            .await
+        {
+            Ok(list) => {
+                for (name, labels) in list {
+                    let owner = labels.get(super::LABEL_SESSION);
+                    if owner.is_some_and(|s| running.contains(s)) {
+                        continue;
+                    }
+                    match engine.remove_volume(&name).await {
+                        Ok(()) => {
+                            tracing::info!(volume = %name, session = ?owner, "removed leftover volume")
+                        }
+                        Err(e) if e.is_not_found() => {}
+                        Err(e) => {
+                            tracing::warn!(volume = %name, "cannot remove leftover volume: {e}")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot list leftover volumes: {e}"),
+        }
     }
 
     // Cgroups under our root.

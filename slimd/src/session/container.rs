@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// Ports to publish: the image's EXPOSE plus `--expose`.
-pub(super) fn ports_of(info: &ImageInfo, req: &SessionRequest) -> Vec<String> {
+pub(crate) fn ports_of(info: &ImageInfo, req: &SessionRequest) -> Vec<String> {
     let mut ports: Vec<String> = info
         .config
         .exposed_ports
@@ -27,7 +27,7 @@ pub(super) fn ports_of(info: &ImageInfo, req: &SessionRequest) -> Vec<String> {
 }
 
 /// The container of `image_id` as the request says to run it.
-pub(super) fn spec(
+pub(crate) fn spec(
     ctx: &Ctx<'_>,
     image_id: &str,
     ports: &[String],
@@ -35,19 +35,26 @@ pub(super) fn spec(
     role: &str,
 ) -> ContainerSpec {
     let run = &ctx.req.run;
+    let place = &ctx.placement;
+    let mut labels = place.labels.clone();
+    labels.extend(ctx.labels(role));
     ContainerSpec {
         image: image_id.to_string(),
         name: Some(format!("slimd-{}-{role}", ctx.handle.id)),
-        labels: ctx.labels(role),
+        labels,
         entrypoint: run.entrypoint.clone(),
         cmd: run.cmd.clone(),
         env: run.env.clone(),
         workdir: run.workdir.clone(),
         user: run.user.clone(),
-        mounts: run.mounts.clone(),
+        mounts: run.mounts.iter().chain(&place.mounts).cloned().collect(),
         cgroup_parent,
         publish: ports.to_vec(),
-        network_mode: run.network.clone(),
+        network_mode: place.networks.first().cloned().or(run.network.clone()),
+        network_aliases: place.aliases.clone(),
+        healthcheck: place.healthcheck.clone(),
+        stop_timeout: place.stop_timeout,
+        stop_signal: place.stop_signal.clone(),
         ..Default::default()
     }
 }
@@ -56,12 +63,17 @@ pub(super) fn spec(
 /// A container that goes into the session cgroup needs an engine that takes
 /// it as a path (the cgroupfs driver): otherwise nothing is created and the
 /// error says how to switch the engine over.
-pub(super) async fn create_and_start(ctx: &Ctx<'_>, spec: &ContainerSpec) -> Result<String> {
+pub(crate) async fn create_and_start(ctx: &Ctx<'_>, spec: &ContainerSpec) -> Result<String> {
     if spec.cgroup_parent.is_some() {
         ctx.engine.check_cgroup_parent()?;
     }
     let id = ctx.engine.create_container(spec).await?;
     ctx.res.containers.lock().unwrap().push(id.clone());
+    for net in ctx.placement.networks.iter().skip(1) {
+        ctx.engine
+            .connect_network(net, &id, &ctx.placement.aliases)
+            .await?;
+    }
     ctx.engine
         .start(&id)
         .await
@@ -70,7 +82,7 @@ pub(super) async fn create_and_start(ctx: &Ctx<'_>, spec: &ContainerSpec) -> Res
 }
 
 /// The published host port of every port, once the engine publishes them.
-pub(super) async fn endpoints(
+pub(crate) async fn endpoints(
     ctx: &Ctx<'_>,
     container: &str,
     ports: &[String],
@@ -111,7 +123,7 @@ pub(super) async fn endpoints(
 
 /// Waits until the app listens on every endpoint's container port (see
 /// [`probe::wait_listening`]).
-pub(super) async fn wait_ready(
+pub(crate) async fn wait_ready(
     ctx: &Ctx<'_>,
     container: &str,
     endpoints: &[Endpoint],
@@ -126,7 +138,7 @@ pub(super) async fn wait_ready(
 
 /// How a container was stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Stopped {
+pub(crate) enum Stopped {
     /// It had exited already.
     Exited,
     /// It handled its stop signal and exited (or was killed after the grace).
@@ -138,7 +150,7 @@ pub(super) enum Stopped {
 
 /// Stops the app with the image's stop signal; when PID 1 does not catch it
 /// (see [`crate::host::signals`]), kills it at once.
-pub(super) async fn stop(ctx: &Ctx<'_>, container: &str, info: &ImageInfo) -> Stopped {
+pub(crate) async fn stop(ctx: &Ctx<'_>, container: &str, info: &ImageInfo) -> Stopped {
     let signal = info
         .config
         .stop_signal
@@ -186,7 +198,7 @@ pub(super) async fn stop(ctx: &Ctx<'_>, container: &str, info: &ImageInfo) -> St
 }
 
 /// A container's stdout and stderr so far, as text (1 MiB each at most).
-pub(super) async fn output(ctx: &Ctx<'_>, container: &str) -> String {
+pub(crate) async fn output(ctx: &Ctx<'_>, container: &str) -> String {
     match ctx.engine.logs(container, 1 << 20).await {
         Ok(l) => {
             let mut s = String::from_utf8_lossy(&l.stdout).into_owned();

@@ -19,14 +19,31 @@ use crate::{
 
 /// What must be removed when the session ends, however it ends.
 #[derive(Default)]
-pub(super) struct Resources {
+pub(crate) struct Resources {
     pub containers: Mutex<Vec<String>>,
     /// The app's trace session and those of verify runs.
     pub traces: Mutex<Vec<Arc<TraceSession>>>,
 }
 
+/// Where a session's containers join a Compose stack (empty for a single
+/// build): the stack's networks, the service's name on them, its
+/// healthcheck and its volumes.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Placement {
+    /// Engine network names: created on the first, connected to the rest.
+    pub networks: Vec<String>,
+    pub aliases: Vec<String>,
+    pub healthcheck: Option<crate::engine::Healthcheck>,
+    /// docker `-v` forms, besides the request's mounts.
+    pub mounts: Vec<String>,
+    pub stop_timeout: Option<i64>,
+    pub stop_signal: Option<String>,
+    /// Labels of the service (the Compose file's `labels:`).
+    pub labels: BTreeMap<String, String>,
+}
+
 /// Everything the phases share.
-pub(super) struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub daemon: &'a Arc<Daemon>,
     pub handle: &'a SessionHandle,
     pub req: &'a SessionRequest,
@@ -35,6 +52,7 @@ pub(super) struct Ctx<'a> {
     pub scratch: PathBuf,
     pub report: Report,
     pub phase_start: Option<(Phase, Instant)>,
+    pub placement: Placement,
 }
 
 impl Ctx<'_> {

@@ -140,6 +140,10 @@ pub enum SessionError {
     NoSeccompProfile,
     #[error("session cancelled (the client went away or asked)")]
     Cancelled,
+    /// A service of a Compose stack ended with its stack: why, and how the
+    /// stack failed.
+    #[error("{message}")]
+    Stack { kind: FailureKind, message: String },
     /// A task of the daemon died (a bug).
     #[error("internal error: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -167,6 +171,7 @@ impl SessionError {
             | E::NoHttpAnswer { .. } => FailureKind::App,
             E::Verify { .. } => FailureKind::Verify,
             E::Cancelled => FailureKind::Cancelled,
+            E::Stack { kind, .. } => *kind,
             E::Prepare { .. }
             | E::Engine(_)
             | E::TracerUnavailable(_)

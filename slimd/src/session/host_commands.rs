@@ -2,7 +2,9 @@
 //! `Progress::HostCommands` line, waits for the results the client posts
 //! (`POST /v1/sessions/{id}/host-results`) until the probe deadline, and
 //! records what came back (or why nothing did). The daemon never runs the
-//! commands itself (see [`crate::probe::host`]).
+//! commands itself (see [`crate::probe::host`]). A Compose service's
+//! session asks through its stack's session, whose client is the one there
+//! is.
 
 use std::{
     future::Future,
@@ -62,8 +64,29 @@ impl Pending {
     }
 }
 
-/// Runs host commands through the session's client.
-pub(super) struct ClientHost<'a>(pub &'a SessionHandle);
+/// Runs host commands through the session's client: for a session that
+/// is part of a stack, the stack's client (its services' sessions have
+/// none of their own). `env` goes into each command's environment (a
+/// stack's `SLIM_<SERVICE>_*`).
+pub(crate) struct ClientHost<'a> {
+    handle: &'a SessionHandle,
+    env: Vec<(String, String)>,
+}
+
+impl<'a> ClientHost<'a> {
+    pub fn of(handle: &'a SessionHandle) -> Self {
+        Self::with_env(handle, Vec::new())
+    }
+
+    pub fn with_env(handle: &'a SessionHandle, env: Vec<(String, String)>) -> Self {
+        Self { handle, env }
+    }
+
+    /// The session whose client runs the commands.
+    fn client_session(&self) -> &'a SessionHandle {
+        self.handle.host_via.as_deref().unwrap_or(self.handle)
+    }
+}
 
 const NO_CLIENT_DETACHED: &str = "not run: a detached session has no client to run host commands (they run in slim as its user; the daemon never runs them)";
 
@@ -76,7 +99,7 @@ impl HostCommandRunner for ClientHost<'_> {
         deadline: Instant,
     ) -> Pin<Box<dyn Future<Output = Vec<HostCommandRecord>> + Send + 'a>> {
         Box::pin(async move {
-            let h = self.0;
+            let h = self.client_session();
             if h.detach {
                 return not_run(commands, NO_CLIENT_DETACHED);
             }
@@ -86,6 +109,7 @@ impl HostCommandRunner for ClientHost<'_> {
                     round,
                     commands: commands.iter().map(|c| c.cmd.clone()).collect(),
                     endpoints: endpoints.to_vec(),
+                    env: self.env.clone(),
                     timeout_secs: timeout.as_secs().max(1),
                 },
             });
@@ -108,6 +132,50 @@ impl HostCommandRunner for ClientHost<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test]
+    async fn a_stack_service_asks_the_stacks_client_with_the_extra_environment() {
+        let req = crate::model::SessionRequest::default();
+        let stack = Arc::new(SessionHandle::new(
+            "stack".into(),
+            &req,
+            1000,
+            CancellationToken::new(),
+        ));
+        let mut service = SessionHandle::new("svc".into(), &req, 1000, CancellationToken::new());
+        service.host_via = Some(stack.clone());
+        let (_, mut rx) = stack.subscribe();
+        let commands = [CommandProbe {
+            cmd: "echo $SLIM_DB_PORT".to_string(),
+            ignore_output: false,
+        }];
+        let host = ClientHost::with_env(&service, vec![("SLIM_DB_PORT".into(), "5433".into())]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let asked = host.run(&commands, &[], Duration::from_secs(5), deadline);
+        // The stack's client: takes the batch from the stack's stream.
+        let client = async {
+            loop {
+                if let Progress::HostCommands { batch } = rx.recv().await.unwrap() {
+                    assert_eq!(batch.env, [("SLIM_DB_PORT".into(), "5433".into())]);
+                    let results = crate::probe::host::run_batch(&batch).await;
+                    stack.deliver_host_results(results).unwrap();
+                    return;
+                }
+            }
+        };
+        let (records, ()) = tokio::join!(asked, client);
+        assert_eq!(records[0].stdout.text, "5433\n");
+        assert!(
+            !service
+                .subscribe()
+                .0
+                .iter()
+                .any(|p| matches!(p, Progress::HostCommands { .. })),
+            "the service's own stream has no client to ask"
+        );
+    }
 
     #[test]
     fn results_are_taken_only_for_the_round_asked() {

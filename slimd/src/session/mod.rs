@@ -13,13 +13,13 @@ pub mod analyse;
 pub mod artifacts;
 pub mod cleanup;
 mod collect;
-mod container;
-mod ctx;
+pub(crate) mod container;
+pub(crate) mod ctx;
 pub mod error;
-mod host_commands;
+pub(crate) mod host_commands;
 pub mod mounts;
-mod run;
-mod verify;
+pub(crate) mod run;
+pub(crate) mod verify;
 pub mod watcher;
 
 pub use error::SessionError;
@@ -122,6 +122,9 @@ pub struct SessionHandle {
     finished: watch::Sender<bool>,
     /// Host commands the client is running now (see `host_commands`).
     host: host_commands::Pending,
+    /// Whose client runs this session's host commands instead of its own
+    /// (a Compose service's: the stack's).
+    host_via: Option<Arc<SessionHandle>>,
 }
 
 impl SessionHandle {
@@ -152,6 +155,7 @@ impl SessionHandle {
             continue_signal: Notify::new(),
             finished,
             host: Default::default(),
+            host_via: None,
         }
     }
 
@@ -385,19 +389,41 @@ impl Daemon {
         Ok(handle)
     }
 
+    /// Registers a session that is part of `parent` (a Compose stack's
+    /// service): it belongs to the parent's owner, cancelling the parent
+    /// cancels it, and its host commands run through the parent's client
+    /// (it has none of its own).
+    pub(crate) fn register_child(
+        &self,
+        req: &SessionRequest,
+        parent: &Arc<SessionHandle>,
+    ) -> Result<Arc<SessionHandle>, ApiError> {
+        if self.shutting_down() {
+            return Err(ApiError {
+                kind: FailureKind::Internal,
+                message: "slimd is shutting down: no new sessions".into(),
+            });
+        }
+        let id = new_session_id();
+        let mut handle =
+            SessionHandle::new(id.clone(), req, parent.owner, parent.cancel.child_token());
+        handle.host_via = Some(parent.clone());
+        let handle = Arc::new(handle);
+        handle.emit(Progress::Session { id: id.clone() });
+        self.sessions.lock().unwrap().insert(id, handle.clone());
+        Ok(handle)
+    }
+
     /// Forgets a finished session (its report stays on disk).
     pub fn unregister(&self, handle: &SessionHandle) {
         self.sessions.lock().unwrap().remove(&handle.id);
         let _ = handle.finished.send(true);
     }
 
-    /// Starts a session in the background and returns its handle.
-    pub fn start_session(
-        self: &Arc<Self>,
-        req: SessionRequest,
-        caller: &Caller,
-    ) -> Result<Arc<SessionHandle>, ApiError> {
-        let mut req = req;
+    /// Checks the host paths of `req` with `caller`'s rights (its mounts,
+    /// `--vuln-db`) and puts the checked ones in their place: what a
+    /// caller could not open, no session of theirs reads (Forbidden).
+    pub fn check_paths(&self, req: &mut SessionRequest, caller: &Caller) -> Result<(), ApiError> {
         let protected = mounts::Protected {
             state_dir: self.config.state_dir.clone(),
             engine_socket: self.engine_socket_path(),
@@ -410,6 +436,17 @@ impl Daemon {
         if let Some(db) = &req.vuln_db {
             req.vuln_db = Some(mounts::check_vuln_db(db, caller, &protected).map_err(forbidden)?);
         }
+        Ok(())
+    }
+
+    /// Starts a session in the background and returns its handle.
+    pub fn start_session(
+        self: &Arc<Self>,
+        req: SessionRequest,
+        caller: &Caller,
+    ) -> Result<Arc<SessionHandle>, ApiError> {
+        let mut req = req;
+        self.check_paths(&mut req, caller)?;
         let handle = self.register(&req, caller)?;
         let daemon = self.clone();
         let h = handle.clone();

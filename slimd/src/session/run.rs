@@ -68,6 +68,7 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
                     scratch: scratch.clone(),
                     report: std::mem::take(&mut report),
                     phase_start: None,
+                    placement: Default::default(),
                 };
                 let r = tokio::select! {
                     r = flow(&mut ctx) => r,
@@ -86,7 +87,18 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
     };
 
     cleanup(&daemon, &res, &scratch).await;
+    finish(&handle, &req, &dir, report, outcome);
+}
 
+/// Writes a finished session's report and state, and sends its last
+/// progress line (`Done` or `Failed`).
+pub(crate) fn finish(
+    handle: &SessionHandle,
+    req: &SessionRequest,
+    dir: &Path,
+    mut report: crate::report::Report,
+    outcome: Result<()>,
+) {
     report.finished = unix_now();
     let report_path = dir.join("report.json");
     let mut info = handle.info();
@@ -141,13 +153,13 @@ pub(super) async fn run(daemon: Arc<Daemon>, handle: Arc<SessionHandle>, req: Se
             }
         }
     };
-    super::hand_over(&dir, handle.owner, &last);
+    super::hand_over(dir, handle.owner, &last);
     handle.emit(last);
 }
 
 /// Removes the session's containers, untags and removes its cgroups, and
 /// deletes its scratch directory.
-async fn cleanup(daemon: &Daemon, res: &Resources, scratch: &Path) {
+pub(crate) async fn cleanup(daemon: &Daemon, res: &Resources, scratch: &Path) {
     let containers: Vec<String> = std::mem::take(&mut *res.containers.lock().unwrap());
     if let Ok(engine) = daemon.engine().await {
         for c in containers {
@@ -189,18 +201,18 @@ fn split_reference(image: &str) -> (&str, &str) {
 }
 
 /// What the inspect phase found.
-struct Inspected {
-    info: ImageInfo,
-    target: Option<String>,
+pub(crate) struct Inspected {
+    pub info: ImageInfo,
+    pub target: Option<String>,
     /// Published container ports (`8080/tcp`).
-    ports: Vec<String>,
-    continue_after: ContinueAfter,
+    pub ports: Vec<String>,
+    pub continue_after: ContinueAfter,
 }
 
 /// The app's container, traced from its first instruction and ready.
-struct Started {
-    container: String,
-    endpoints: Vec<Endpoint>,
+pub(crate) struct Started {
+    pub container: String,
+    pub endpoints: Vec<Endpoint>,
     trace: Arc<TraceSession>,
     collector: Collector,
 }
@@ -282,7 +294,7 @@ async fn may_take_tag(ctx: &Ctx<'_>, tag: &str, taken: fn(String) -> SessionErro
 }
 
 /// Phase inspect: the image, its ports, when to stop watching it.
-async fn inspect(ctx: &mut Ctx<'_>) -> Result<Inspected> {
+pub(crate) async fn inspect(ctx: &mut Ctx<'_>) -> Result<Inspected> {
     ctx.begin(Phase::Inspect);
     let req = ctx.req;
     let (info, target) = inspect_and_target(ctx, &req.image).await?;
@@ -316,7 +328,7 @@ async fn inspect(ctx: &mut Ctx<'_>) -> Result<Inspected> {
 
 /// Phase start: tag a fresh cgroup, start the container in it, and wait
 /// until the app listens on its ports.
-async fn start(ctx: &mut Ctx<'_>, ins: &Inspected) -> Result<Started> {
+pub(crate) async fn start(ctx: &mut Ctx<'_>, ins: &Inspected) -> Result<Started> {
     ctx.begin(Phase::Start);
     let (trace, collector) = ctx.trace(&ctx.handle.id.clone(), true)?;
     let spec = container::spec(
@@ -369,7 +381,11 @@ fn short_id(id: &str) -> &str {
 
 /// Phase probe: HTTP on the ports that speak it, exec probes, host
 /// commands; or, for a one-shot image, its own run.
-async fn probe_app(ctx: &mut Ctx<'_>, ins: &Inspected, st: &Started) -> Result<Original> {
+pub(crate) async fn probe_app(
+    ctx: &mut Ctx<'_>,
+    ins: &Inspected,
+    st: &Started,
+) -> Result<Original> {
     ctx.begin(Phase::Probe);
     let req = ctx.req;
     let mut plan = probe_plan(req, st.endpoints.clone())?;
@@ -410,7 +426,7 @@ async fn probe_app(ctx: &mut Ctx<'_>, ins: &Inspected, st: &Started) -> Result<O
                     &ctx.engine,
                     &st.container,
                     &plan,
-                    &super::host_commands::ClientHost(ctx.handle),
+                    &super::host_commands::ClientHost::of(ctx.handle),
                     probe_deadline,
                 )
                 .await,
@@ -517,7 +533,7 @@ async fn probe_app(ctx: &mut Ctx<'_>, ins: &Inspected, st: &Started) -> Result<O
 }
 
 /// Phase collect: stop the app, take its output and the rest of its events.
-async fn collect(
+pub(crate) async fn collect(
     ctx: &mut Ctx<'_>,
     ins: &Inspected,
     st: Started,
@@ -615,6 +631,27 @@ async fn finish_build(
     analysis: Analysis,
     original: std::result::Result<Original, String>,
 ) -> Result<()> {
+    match write_and_load(ctx, info, target, analysis).await? {
+        Some(l) => verify(ctx, &l.target, &l.slim_info, &original, &l.hardening).await,
+        None => Ok(()),
+    }
+}
+
+/// A slim image written and loaded.
+pub(crate) struct Loaded {
+    pub target: String,
+    pub slim_info: ImageInfo,
+    pub hardening: super::artifacts::Hardening,
+}
+
+/// Phases assemble (its end) and load: writes the slim image and loads it
+/// (`None` for a profile, which ends after the analysis).
+pub(crate) async fn write_and_load(
+    ctx: &mut Ctx<'_>,
+    info: &ImageInfo,
+    target: Option<String>,
+    analysis: Analysis,
+) -> Result<Option<Loaded>> {
     let Analysis {
         image,
         keep,
@@ -636,7 +673,7 @@ async fn finish_build(
         )));
         ctx.skip(Phase::Load, "profile: no image is built");
         ctx.skip(Phase::Verify, "profile: no image is built");
-        return Ok(());
+        return Ok(None);
     };
     let archive = ctx.scratch.join("slim.tar");
     let selection = {
@@ -696,8 +733,11 @@ async fn finish_build(
         "{target} ({})",
         crate::report::bytes(slim_info.size)
     )));
-
-    verify(ctx, &target, &slim_info, &original, &hardening).await
+    Ok(Some(Loaded {
+        target,
+        slim_info,
+        hardening,
+    }))
 }
 
 /// The selection plus the original's package databases trimmed to what it

@@ -22,7 +22,7 @@ use crate::{
 
 /// What the original run showed, for verify to compare against.
 #[derive(Debug, Default)]
-pub(super) struct Original {
+pub(crate) struct Original {
     /// Published container ports (`8080/tcp`).
     pub ports: Vec<String>,
     pub plan: ProbePlan,
@@ -38,9 +38,9 @@ pub(super) struct Original {
 }
 
 /// The app counts as settled after this long without a traced syscall...
-pub(super) const SETTLE_QUIET: Duration = Duration::from_millis(300);
+pub(crate) const SETTLE_QUIET: Duration = Duration::from_millis(300);
 /// ...or this long after its probes, whichever comes first.
-pub(super) const SETTLE_MAX: Duration = Duration::from_secs(3);
+pub(crate) const SETTLE_MAX: Duration = Duration::from_secs(3);
 
 /// Takes a comparison's findings into the result (mismatches are kept typed
 /// until the end).
@@ -69,13 +69,39 @@ async fn wait_for_ports(feed: &mut probe::ListenFeed, want: &BTreeSet<u16>, dead
 
 /// Runs the slim image once (`role`: `verify`, or `verify-seccomp` with a
 /// seccomp profile in `security_opts`) and compares it with `original`.
-pub(super) async fn verify_slim(
+pub(crate) async fn verify_slim(
     ctx: &mut Ctx<'_>,
     slim: &ImageInfo,
     original: &Original,
     security_opts: Vec<String>,
     role: &str,
 ) -> Result<VerifyResult> {
+    match start_slim(ctx, slim, original, security_opts, role).await? {
+        Ok(run) => check_slim(ctx, run, original, true).await,
+        Err(not_ready) => Ok(not_ready),
+    }
+}
+
+/// The slim image's container, traced and ready, before its checks.
+pub(crate) struct SlimRun {
+    pub container: String,
+    pub endpoints: Vec<crate::probe::Endpoint>,
+    init_pid: Option<u32>,
+    trace: std::sync::Arc<crate::tracer::TraceSession>,
+    collector: super::collect::Collector,
+    feed: probe::ListenFeed,
+}
+
+/// Starts the slim image as the original ran, traced, and waits until it
+/// listens on the original's ports; a start that fails is a failed verify
+/// (`Err` holds that result).
+pub(crate) async fn start_slim(
+    ctx: &mut Ctx<'_>,
+    slim: &ImageInfo,
+    original: &Original,
+    security_opts: Vec<String>,
+    role: &str,
+) -> Result<std::result::Result<SlimRun, VerifyResult>> {
     let (trace, collector) = ctx.trace(&format!("{}-{role}", ctx.handle.id), false)?;
     let mut spec = container::spec(
         ctx,
@@ -111,8 +137,15 @@ pub(super) async fn verify_slim(
         Ok::<_, String>((container, endpoints, init_pid))
     }
     .await;
-    let (container, endpoints, init_pid) = match checked {
-        Ok(c) => c,
+    match checked {
+        Ok((container, endpoints, init_pid)) => Ok(Ok(SlimRun {
+            container,
+            endpoints,
+            init_pid,
+            trace,
+            collector,
+            feed,
+        })),
         Err(why) => {
             result
                 .mismatches
@@ -120,9 +153,29 @@ pub(super) async fn verify_slim(
             let _ = trace.finish().await;
             let _ = collector.finish().await;
             result.conclude();
-            return Ok(result);
+            Ok(Err(result))
         }
-    };
+    }
+}
+
+/// Replays the original's probes on a started slim image and compares
+/// everything verify can see; kills the container at the end when `kill`
+/// (a stack's others still need it running).
+pub(crate) async fn check_slim(
+    ctx: &mut Ctx<'_>,
+    run: SlimRun,
+    original: &Original,
+    kill: bool,
+) -> Result<VerifyResult> {
+    let SlimRun {
+        container,
+        endpoints,
+        init_pid,
+        trace,
+        collector,
+        mut feed,
+    } = run;
+    let mut result = VerifyResult::default();
     let mut mismatches: Vec<Mismatch> = Vec::new();
     if let Some(orig) = &original.probe {
         let replay = original.plan.replay_of(orig, endpoints);
@@ -131,7 +184,7 @@ pub(super) async fn verify_slim(
             &ctx.engine,
             &container,
             &replay,
-            &super::host_commands::ClientHost(ctx.handle),
+            &super::host_commands::ClientHost::of(ctx.handle),
             deadline,
         )
         .await;
@@ -205,7 +258,8 @@ pub(super) async fn verify_slim(
         }
     }
     // The verify container needs no graceful stop.
-    if let Err(e) = ctx.engine.kill(&container, "SIGKILL").await
+    if kill
+        && let Err(e) = ctx.engine.kill(&container, "SIGKILL").await
         && !matches!(e, crate::engine::EngineError::ContainerNotRunning(_))
     {
         tracing::warn!("killing {container}: {e}");

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 pub use super::source::ImageSource;
+use crate::compose::{ComposeBundle, StackSpec};
 use crate::sbom::SbomFormat;
 
 use crate::api::types::{
-    ApiSpecSource, ContinueAfter, DEFAULT_SOCKET, Granularity, GranularityOverride,
+    ApiSpecSource, ComposeRequest, ContinueAfter, DEFAULT_SOCKET, Granularity, GranularityOverride,
     GranularityOverrideError, KeepOptions, ProbeOptions, RunOptions, SessionKind, SessionRequest,
 };
 
@@ -66,8 +67,20 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct BuildArgs {
     /// The image to minify (must exist locally; slimd never pulls).
-    #[arg(required_unless_present = "from_profile")]
+    #[arg(required_unless_present_any = ["from_profile", "compose"], conflicts_with = "compose")]
     pub image: Option<String>,
+    /// A Compose file: slim its services as one stack (each chosen service
+    /// gets `<image>.slim` and its own report; `compose.slim.yml` is written
+    /// beside the file).
+    #[arg(long, value_name = "FILE", conflicts_with = "from_profile")]
+    pub compose: Option<PathBuf>,
+    /// With --compose: a service to slim (repeatable; default every enabled
+    /// service). The others run untraced.
+    #[arg(long, value_name = "NAME", requires = "compose")]
+    pub service: Vec<String>,
+    /// With --compose: an active Compose profile (repeatable).
+    #[arg(long, value_name = "NAME", requires = "compose")]
+    pub profile: Vec<String>,
     /// Build from a finished session's saved profile (a watch-mode or
     /// profile session) instead of running the app again.
     #[arg(long, value_name = "SESSION")]
@@ -352,6 +365,22 @@ fn command_words(s: &str) -> Result<Vec<String>, String> {
 }
 
 impl BuildArgs {
+    /// `--compose`: the file and what it refers to, checked here so a bad
+    /// file fails before the daemon starts anything.
+    fn compose_request(&self) -> Result<Option<ComposeRequest>, String> {
+        let Some(file) = &self.compose else {
+            return Ok(None);
+        };
+        let bundle =
+            ComposeBundle::read(file, |n| std::env::var(n).ok()).map_err(|e| e.to_string())?;
+        StackSpec::parse(&bundle, &self.service, &self.profile).map_err(|e| e.to_string())?;
+        Ok(Some(ComposeRequest {
+            bundle,
+            services: self.service.clone(),
+            profiles: self.profile.clone(),
+        }))
+    }
+
     /// The daemon's request for these flags.
     pub fn request(&self, kind: SessionKind) -> Result<SessionRequest, String> {
         let continue_after = self
@@ -389,7 +418,10 @@ impl BuildArgs {
         }
         Ok(SessionRequest {
             kind,
-            image: self.image.clone().unwrap_or_default(),
+            image: match &self.compose {
+                Some(f) => format!("compose:{}", f.display()),
+                None => self.image.clone().unwrap_or_default(),
+            },
             tag: self.tag.clone(),
             force: self.force,
             run: RunOptions {
@@ -433,6 +465,7 @@ impl BuildArgs {
             verify_seccomp: self.verify_seccomp && kind == SessionKind::Build,
             detach: self.detach,
             from_profile: self.from_profile.clone(),
+            compose: self.compose_request()?,
             // The daemon reads it: an absolute path, checked here first.
             vuln_db: self
                 .vuln_db

@@ -106,8 +106,19 @@ pub(super) async fn follow(
         match p {
             Progress::Done { summary } => {
                 display.finish();
+                let written = write_override(&summary);
                 if !json {
                     println!("{}", report::render_summary(&summary).trim_end());
+                    match &written {
+                        Some(Ok(p)) => {
+                            println!("  override  {p} (docker-compose -f FILE -f {p} up)")
+                        }
+                        Some(Err(e)) => eprintln!("slim: {e}"),
+                        None => {}
+                    }
+                }
+                if let Some(Err(_)) = written {
+                    return Ok(ExitCode::from(FailureKind::Internal.exit_code()));
                 }
                 return Ok(done_exit_code(&summary));
             }
@@ -139,6 +150,18 @@ pub(super) async fn follow(
             _ => {}
         }
     }
+}
+
+/// A Compose build's `compose.slim.yml`, written by the client beside the
+/// user's Compose file (the daemon never writes the user's files).
+fn write_override(summary: &serde_json::Value) -> Option<Result<String, String>> {
+    let o = &summary["override"];
+    let (path, text) = (o["path"].as_str()?, o["text"].as_str()?);
+    Some(
+        std::fs::write(path, text)
+            .map(|()| path.to_string())
+            .map_err(|e| format!("cannot write {path}: {e}")),
+    )
 }
 
 /// 0, or [`UNVERIFIED_EXIT_CODE`] for a build that nothing verified and
