@@ -293,6 +293,17 @@ impl Drop for Daemon {
             }
         }
         let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.cgroup_root));
+        // Its socket, state and log: removed (a state directory holds
+        // whole images, hundreds of MB a test; a failing test's message
+        // already carries the log's tail), kept only after a panic.
+        if std::thread::panicking() {
+            eprintln!(
+                "daemon's files kept for the post-mortem: {}",
+                self.dir.display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
