@@ -3,9 +3,10 @@
 //! - `setup`: install the toolchain on a fresh Debian machine (idempotent).
 //! - `build`: build the eBPF object with Debian's rustc, then slimd with the
 //!   object embedded.
-//! - `test`: build, start dockerd when no engine answers, run unit tests,
-//!   a bounded fuzzing run (`fuzz`, 60 s per target, when cargo-fuzz is
-//!   set up), end-to-end tests, then the kernel matrix (`vm-test`).
+//! - `test`: check the free disk space, build, run unit tests, a bounded
+//!   fuzzing run (`fuzz`, 60 s per target; cargo-fuzz is required), start
+//!   dockerd when no engine answers, end-to-end tests, then the kernel
+//!   matrix (`vm-test`).
 //! - `fuzz`: run each fuzz target of `fuzz/` for a while.
 //! - `demo`: build a demo image locally and run `slim build` on it end to end.
 //! - `bench`: the benchmarks of `bench/` (results in bench/results/).
@@ -18,6 +19,7 @@
 
 mod bench;
 mod demo;
+mod disk;
 mod docker;
 mod fuzz;
 mod image;
@@ -222,7 +224,17 @@ pub fn target_dir() -> PathBuf {
 /// Seconds each fuzz target runs in `cargo xtask test`.
 const FUZZ_SECONDS: u64 = 60;
 
+/// GiB a whole `cargo xtask test` writes on a clean clone: the debug and
+/// release builds, the fuzz targets' build, fixture images and the VM's
+/// disks.
+const TEST_DISK_GIB: u64 = 12;
+
 fn test(unit_only: bool, filter: &[String]) -> Result<()> {
+    disk::ensure_free(
+        &target_dir(),
+        TEST_DISK_GIB,
+        "the builds, fuzz targets, fixture images and VM disks of the tests",
+    )?;
     let bin_dir = build(false)?;
     // Unit tests of every crate: fast, no privileges.
     let mut unit = cargo();
