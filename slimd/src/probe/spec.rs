@@ -36,6 +36,20 @@ impl Endpoint {
             container_port,
         }
     }
+
+    /// The endpoints on 127.0.0.1 of those `ports` (`8080/tcp`) that the
+    /// engine has published for the container so far.
+    pub fn published(container: &crate::engine::ContainerInfo, ports: &[String]) -> Vec<Endpoint> {
+        ports
+            .iter()
+            .filter_map(|p| {
+                let cp = crate::engine::port_number(p)?;
+                container
+                    .host_port(p)
+                    .map(|hp| Endpoint::new("127.0.0.1", hp, cp))
+            })
+            .collect()
+    }
 }
 
 /// One HTTP request, fully resolved (method upper-case, port chosen).

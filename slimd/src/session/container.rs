@@ -93,13 +93,7 @@ pub(crate) async fn endpoints(
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let c = ctx.engine.inspect_container(container).await?;
-        let eps: Vec<Endpoint> = ports
-            .iter()
-            .filter_map(|p| {
-                let cp = crate::engine::port_number(p)?;
-                c.host_port(p).map(|hp| Endpoint::new("127.0.0.1", hp, cp))
-            })
-            .collect();
+        let eps = Endpoint::published(&c, ports);
         if eps.len() == ports.len() {
             return Ok(eps);
         }

@@ -156,13 +156,7 @@ async fn published(
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let c = engine.inspect_container(id).await?;
-        let eps: Vec<Endpoint> = ports
-            .iter()
-            .filter_map(|p| {
-                let cp = crate::engine::port_number(p)?;
-                c.host_port(p).map(|hp| Endpoint::new("127.0.0.1", hp, cp))
-            })
-            .collect();
+        let eps = Endpoint::published(&c, ports);
         if eps.len() == ports.len() || !c.state.running || Instant::now() > deadline {
             return Ok(eps);
         }
