@@ -51,6 +51,9 @@ pub struct LoadRequest {
     /// Replace an existing image of that name.
     #[serde(default)]
     pub force: bool,
+    /// Unpack the layers into this snapshotter; none: blobs and record only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshotter: Option<String>,
 }
 
 /// The header that carries a [`LoadRequest`].

@@ -12,6 +12,7 @@
 pub mod error;
 pub mod layout;
 pub mod read;
+pub mod unpack;
 pub mod write;
 
 use std::path::{Path, PathBuf};

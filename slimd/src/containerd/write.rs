@@ -7,8 +7,9 @@
 //! deleted at the end, so nothing is collected half-way and nothing is left
 //! held.
 //!
-//! Not done here yet: unpacking the layers into a snapshotter, which
-//! kubelet needs before it can start a container from the image.
+//! Unpacking the layers into a snapshotter, which kubelet needs before it
+//! can start a container from the image, is [`super::unpack`], run before
+//! the image record is made when the caller asks for it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Read;
@@ -48,6 +49,9 @@ pub struct Loaded {
     pub bytes_written: u64,
     /// Whether an image of that name was replaced.
     pub replaced: bool,
+    /// The layers unpacked into a snapshotter, when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unpacked: Option<super::unpack::Unpacked>,
 }
 
 /// One blob to write, with the labels it gets.
@@ -58,8 +62,16 @@ struct Upload {
 
 impl Containerd {
     /// Writes the OCI layout at `dir` into this namespace as image `name`;
-    /// an existing `name` is replaced only with `replace`.
-    pub async fn load_layout(&self, dir: &Path, name: &str, replace: bool) -> Result<Loaded> {
+    /// an existing `name` is replaced only with `replace`. With
+    /// `snapshotter`, the layers are unpacked into it before the image
+    /// record is made (see [`super::unpack`]).
+    pub async fn load_layout(
+        &self,
+        dir: &Path,
+        name: &str,
+        replace: bool,
+        snapshotter: Option<&str>,
+    ) -> Result<Loaded> {
         let existing = self.image(name).await?;
         if existing.is_some() && !replace {
             return Err(ContainerdError::ImageExists {
@@ -78,6 +90,7 @@ impl Containerd {
                 blobs_present: 0,
                 bytes_written: 0,
                 replaced: existing.is_some(),
+                unpacked: None,
             };
             for u in &uploads {
                 match self.write_blob(dir, u, &lease).await? {
@@ -87,6 +100,9 @@ impl Containerd {
                     }
                     None => loaded.blobs_present += 1,
                 }
+            }
+            if let Some(snapshotter) = snapshotter {
+                loaded.unpacked = Some(self.unpack(dir, &target, snapshotter, &lease).await?);
             }
             self.put_image(name, &target, existing.is_some(), &lease)
                 .await?;
@@ -224,7 +240,11 @@ impl Containerd {
         }
     }
 
-    async fn set_labels(&self, digest: &str, labels: &BTreeMap<String, String>) -> Result<()> {
+    pub(crate) async fn set_labels(
+        &self,
+        digest: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
         let req = UpdateRequest {
             info: Some(Info {
                 digest: digest.into(),

@@ -844,7 +844,7 @@ pub async fn load_containerd(
             message: e.to_string(),
         })?
         .map_err(containerd_failure)?;
-        cd.load_layout(&scratch, &req.name, req.force)
+        cd.load_layout(&scratch, &req.name, req.force, req.snapshotter.as_deref())
             .await
             .map_err(containerd_failure)
     }

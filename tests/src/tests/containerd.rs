@@ -4,9 +4,9 @@
 //! --containerd` reads it through the daemon, which speaks containerd's
 //! gRPC API, and must see what `slim xray` sees through Docker; `slim load
 //! --containerd` writes an OCI archive's blobs, their garbage-collection
-//! labels and the image record, checked with `ctr`.
-//! Not covered yet: unpacking into a snapshotter and `ctr run` (slimd does
-//! not unpack), the CRI plugin, kubelet.
+//! labels and the image record, and unpacks it into overlayfs, checked with
+//! `ctr` (images, content and labels, snapshots, leases) and `ctr run`.
+//! Not covered yet: the CRI plugin, kubelet.
 
 use anyhow::{Context, Result, ensure};
 
@@ -150,6 +150,18 @@ fn xray_through_containerd_matches_docker() -> Result<()> {
     d.assert_clean()
 }
 
+/// containerd's runc shim puts a container's cgroup under one named for
+/// the namespace and leaves that (empty) one behind: removed here.
+fn remove_namespace_cgroups(ns: &str) {
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let _ = std::fs::remove_dir(root.join(ns));
+    if let Ok(controllers) = std::fs::read_dir(root) {
+        for c in controllers.flatten() {
+            let _ = std::fs::remove_dir(c.path().join(ns));
+        }
+    }
+}
+
 /// The whole of the Docker image `tag` written by slimd's image writer as
 /// one layer into an OCI layout, tarred; its summary and the tar's path.
 fn written_by_slimd(
@@ -180,7 +192,7 @@ fn written_by_slimd(
 #[test]
 #[ignore = "needs root, Docker and containerd: cargo xtask test"]
 fn load_writes_blobs_labels_and_the_image() -> Result<()> {
-    const NS: &str = "slimd-e2e";
+    const NS: &str = "slimd-ctd-e2e";
     let c = Containerd::start("load")?;
     let d = Daemon::start("ctd-load")?;
     let tag = TestImage::CliOneshot.ensure()?;
@@ -330,9 +342,34 @@ fn load_writes_blobs_labels_and_the_image() -> Result<()> {
         "{line}"
     );
     println!(
-        "loaded slimd's own archive as {fresh}: {} blobs written, {} bytes",
-        w["blobs_written"], w["bytes_written"]
+        "loaded slimd's own archive as {fresh}: {} blobs written, {} bytes, unpacked: {}",
+        w["blobs_written"], w["bytes_written"], w["unpacked"]
     );
+    // Unpacked into overlayfs: the top snapshot is there, the config holds
+    // it for the garbage collector, and containerd runs the image.
+    let chain = w["unpacked"]["chain_id"].as_str().context("not unpacked")?;
+    ensure!(w["unpacked"]["layers_applied"] == 1, "{w}");
+    let snapshots = c.ctr(NS, &["snapshots", "--snapshotter", "overlayfs", "ls"])?;
+    ensure!(snapshots.contains(chain), "{chain} not in:\n{snapshots}");
+    let content = c.ctr(NS, &["content", "ls"])?;
+    ensure!(
+        content.lines().any(|l| l.starts_with(&written.0.image_id)
+            && l.contains(&format!("containerd.io/gc.ref.snapshot.overlayfs={chain}"))),
+        "config has no snapshot gc label:\n{content}"
+    );
+    let out = c.ctr(NS, &["run", "--rm", fresh, "slimd-e2e-run"]);
+    remove_namespace_cgroups(NS);
+    let out = out?;
+    ensure!(
+        !std::path::Path::new("/sys/fs/cgroup/memory").join(NS).exists()
+            && !std::path::Path::new("/sys/fs/cgroup").join(NS).exists(),
+        "the run's cgroup {NS} was left behind"
+    );
+    ensure!(
+        Some(out.as_str()) == TestImage::CliOneshot.expected_stdout().map(str::trim_end),
+        "ctr run printed:\n{out}"
+    );
+    println!("ctr run --rm {fresh}: the one-shot CLI's output, as expected");
 
     // The name exists now: refused without --force (exit 4), replaced with it.
     let out = d.slim(&[

@@ -263,6 +263,13 @@ pub struct LoadArgs {
     /// Replace an image of that name that exists already.
     #[arg(long)]
     pub force: bool,
+    /// The snapshotter the layers are unpacked into (so kubelet can run
+    /// the image).
+    #[arg(long, value_name = "NAME", default_value = crate::containerd::unpack::DEFAULT_SNAPSHOTTER)]
+    pub snapshotter: String,
+    /// Write the blobs and the image record only; do not unpack.
+    #[arg(long, conflicts_with = "snapshotter")]
+    pub no_unpack: bool,
 }
 
 /// `--html [-o FILE]` of `report`, `xray` and `diff`.

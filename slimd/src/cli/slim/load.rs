@@ -19,6 +19,7 @@ pub(super) async fn load(client: &Client, a: &LoadArgs, json: bool) -> Result<Ex
         containerd,
         name: a.tag.clone(),
         force: a.force,
+        snapshotter: (!a.no_unpack).then(|| a.snapshotter.clone()),
     };
     let loaded = client.load_containerd(&req, file).await?;
     if json {
@@ -41,6 +42,12 @@ pub(super) async fn load(client: &Client, a: &LoadArgs, json: bool) -> Result<Ex
             loaded.blobs_present,
             loaded.bytes_written
         );
+        if let Some(u) = &loaded.unpacked {
+            println!(
+                "unpacked into {}: {} layers applied, {} already there, top snapshot {}",
+                u.snapshotter, u.layers_applied, u.layers_present, u.chain_id
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
