@@ -361,7 +361,9 @@ fn load_writes_blobs_labels_and_the_image() -> Result<()> {
     remove_namespace_cgroups(NS);
     let out = out?;
     ensure!(
-        !std::path::Path::new("/sys/fs/cgroup/memory").join(NS).exists()
+        !std::path::Path::new("/sys/fs/cgroup/memory")
+            .join(NS)
+            .exists()
             && !std::path::Path::new("/sys/fs/cgroup").join(NS).exists(),
         "the run's cgroup {NS} was left behind"
     );
