@@ -3,7 +3,8 @@
 //! off) holds a fixture imported with `ctr` into `k8s.io`; `slim xray
 //! --containerd` reads it through the daemon, which speaks containerd's
 //! gRPC API, and must see what `slim xray` sees through Docker; `slim load
-//! --containerd` writes an OCI archive's blobs, their garbage-collection
+//! --containerd` writes an OCI archive's blobs (a manifest, or an index
+//! holding one), their garbage-collection
 //! labels and the image record, and unpacks it into overlayfs, checked with
 //! `ctr` (images, content and labels, snapshots, leases) and `ctr run`.
 //! Not covered yet: the CRI plugin, kubelet.
@@ -148,6 +149,42 @@ fn xray_through_containerd_matches_docker() -> Result<()> {
     let err = failed_with(&out, 2)?;
     ensure!(err.contains("is containerd running"), "{err}");
     d.assert_clean()
+}
+
+/// Rewrites the layout that [`written_by_slimd`] left in `writer-out/` so
+/// that `index.json` names an OCI index (platform linux/amd64) that names
+/// the manifest; returns the tar of it.
+fn wrap_in_index(d: &Daemon, written: &slimd::image::WrittenImage) -> Result<std::path::PathBuf> {
+    use sha2::Digest;
+    let dir = d.dir.join("writer-out");
+    let hex = written.manifest_digest.trim_start_matches("sha256:");
+    let size = std::fs::metadata(dir.join("blobs/sha256").join(hex))?.len();
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": written.manifest_digest,
+            "size": size,
+            "platform": {"os": "linux", "architecture": "amd64"},
+        }],
+    }))?;
+    let index_hex = hex::encode(sha2::Sha256::digest(&index));
+    std::fs::write(dir.join("blobs/sha256").join(&index_hex), &index)?;
+    let top = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{index_hex}"),
+            "size": index.len(),
+        }],
+    }))?;
+    std::fs::write(dir.join("index.json"), top)?;
+    let tar_path = d.dir.join("indexed.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&tar_path)?);
+    b.append_dir_all(".", &dir)?;
+    b.finish()?;
+    Ok(tar_path)
 }
 
 /// containerd's runc shim puts a container's cgroup under one named for
@@ -372,6 +409,58 @@ fn load_writes_blobs_labels_and_the_image() -> Result<()> {
         "ctr run printed:\n{out}"
     );
     println!("ctr run --rm {fresh}: the one-shot CLI's output, as expected");
+
+    // The same image behind an index (as multi-platform images are): the
+    // index is the record's target and holds its manifest by gc label; xray
+    // through containerd follows it to the linux/amd64 manifest, and the
+    // unpack finds the layer's snapshot there already.
+    let indexed_tar = wrap_in_index(&d, &written.0)?;
+    let indexed = "example.com/slimd-e2e/indexed:1";
+    let i = slim_json(
+        &d,
+        &[
+            "load",
+            "--containerd",
+            c.address(),
+            "--namespace",
+            NS,
+            "--file",
+            indexed_tar.to_str().unwrap(),
+            "--tag",
+            indexed,
+        ],
+    )?;
+    ensure!(
+        i["target"]["mediaType"] == "application/vnd.oci.image.index.v1+json"
+            && i["blobs_written"] == 1
+            && i["unpacked"]["layers_present"] == 1,
+        "{i}"
+    );
+    let index_digest = i["target"]["digest"].as_str().context("no index digest")?;
+    let content = c.ctr(NS, &["content", "ls"])?;
+    ensure!(
+        content.lines().any(|l| l.starts_with(index_digest)
+            && l.contains(&format!(
+                "containerd.io/gc.ref.content.m.0={}",
+                written.0.manifest_digest
+            ))),
+        "index {index_digest} has no manifest gc label:\n{content}"
+    );
+    let ix = slim_json(
+        &d,
+        &[
+            "xray",
+            "--containerd",
+            c.address(),
+            "--namespace",
+            NS,
+            indexed,
+        ],
+    )?;
+    ensure!(
+        ix["image_id"] == written.0.image_id.as_str() && ix["files"] == wx["files"],
+        "{ix}"
+    );
 
     // The name exists now: refused without --force (exit 4), replaced with it.
     let out = d.slim(&[
