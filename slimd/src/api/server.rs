@@ -665,15 +665,16 @@ async fn export_image(State(s): State<AppState>, Json(req): Json<ExportRequest>)
     }
 }
 
-/// `POST /v1/containerd/load`: the body (an OCI layout tar) is unpacked
-/// into the daemon's scratch as it arrives, then written into containerd.
+/// `POST /v1/containerd/load`: the request (bounded like every JSON body)
+/// in a header; the body (an OCI layout tar, of any size: it goes to the
+/// scratch disk, never to memory) is unpacked into the daemon's scratch as
+/// it arrives, then written into containerd.
 async fn load_containerd(State(s): State<AppState>, req: Request) -> Response {
     use futures_util::TryStreamExt;
     let load = req
         .headers()
         .get(super::types::LOAD_REQUEST_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(serde_json::from_str::<super::types::LoadRequest>);
+        .map(|v| limits::parse::<super::types::LoadRequest>(v.as_bytes()));
     let load = match load {
         Some(Ok(l)) => l,
         Some(Err(e)) => {
