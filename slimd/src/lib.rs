@@ -19,6 +19,7 @@
 pub mod api;
 pub mod cli;
 pub mod compose;
+pub mod containerd;
 pub mod diff;
 pub mod engine;
 pub mod harden;

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 pub mod browser;
 mod compose_app;
+pub mod containerd;
 pub mod daemon;
 mod hostile_image;
 mod lang_images;

@@ -6,6 +6,7 @@
 
 mod build;
 mod compose;
+mod containerd;
 mod deploy;
 mod edges;
 mod engine_docker;

@@ -14,6 +14,10 @@ const PACKAGES: &[&str] = &[
     // suite starts `podman system service`); CNI plugins for its bridge.
     "podman",
     "containernetworking-plugins",
+    // containerd 1.6 and ctr: the containerd suite starts its own (never
+    // dockerd's); protoc builds containerd-client's protobufs.
+    "containerd",
+    "protobuf-compiler",
     // bpf-linker links against LLVM 22.
     "llvm-22-dev",
     "libpolly-22-dev",

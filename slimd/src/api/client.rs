@@ -11,8 +11,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use tokio::net::UnixStream;
 
 use super::types::{
-    ApiError, ExportRequest, FailureKind, Progress, SessionInfo, SessionRequest, StatusInfo,
-    XrayRequest,
+    ApiError, ContainerdTarget, ExportRequest, FailureKind, LOAD_REQUEST_HEADER, LoadRequest,
+    Loaded, Progress, SessionInfo, SessionRequest, StatusInfo, XrayRequest,
 };
 
 /// Why a call failed.
@@ -204,11 +204,64 @@ impl Client {
         Err(api_error(status, &read_body(resp).await?))
     }
 
-    pub async fn xray(&self, image: &str) -> Result<serde_json::Value, ClientError> {
+    pub async fn xray(
+        &self,
+        image: &str,
+        containerd: Option<ContainerdTarget>,
+    ) -> Result<serde_json::Value, ClientError> {
         let req = XrayRequest {
             image: image.into(),
+            containerd,
         };
         self.call(Method::POST, "/v1/xray", Some(&req)).await
+    }
+
+    /// Streams an OCI layout tar to the daemon, which writes it into
+    /// containerd.
+    pub async fn load_containerd(
+        &self,
+        req: &LoadRequest,
+        archive: tokio::fs::File,
+    ) -> Result<Loaded, ClientError> {
+        use futures_util::TryStreamExt;
+        let header =
+            serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    path: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let body = http_body_util::StreamBody::new(
+            tokio_util::io::ReaderStream::with_capacity(archive, 1 << 20)
+                .map_ok(hyper::body::Frame::data),
+        );
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/containerd/load")
+            .header("host", "slimd")
+            .header("content-type", "application/x-tar")
+            .header(LOAD_REQUEST_HEADER, header)
+            .body(body)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender
+            .send_request(request)
+            .await
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let status = resp.status();
+        let bytes = read_body(resp).await?;
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("bad answer: {e}")))
     }
 
     /// An engine image's `docker save` tar, as a stream of bytes.

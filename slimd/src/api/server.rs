@@ -280,6 +280,7 @@ fn router(state: AppState) -> Router {
         .route("/v1/sessions/{id}/host-results", post(host_results))
         .route("/v1/xray", post(xray))
         .route("/v1/images/export", post(export_image))
+        .route("/v1/containerd/load", post(load_containerd))
         .with_state(state)
 }
 
@@ -630,7 +631,11 @@ async fn xray(State(s): State<AppState>, req: Request) -> Response {
         Ok(r) => r,
         Err(r) => return r,
     };
-    match crate::session::xray(&s.daemon, &req.image).await {
+    let result = match &req.containerd {
+        Some(c) => crate::session::xray_containerd(&s.daemon, c, &req.image).await,
+        None => crate::session::xray(&s.daemon, &req.image).await,
+    };
+    match result {
         Ok(report) => Json(report).into_response(),
         Err(e) => {
             let status = match e.kind {
@@ -653,6 +658,51 @@ async fn export_image(State(s): State<AppState>, Json(req): Json<ExportRequest>)
             let status = match e.kind {
                 FailureKind::ImageNotFound => StatusCode::NOT_FOUND,
                 FailureKind::Usage => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            (status, Json(e)).into_response()
+        }
+    }
+}
+
+/// `POST /v1/containerd/load`: the request (bounded like every JSON body)
+/// in a header; the body (an OCI layout tar, of any size: it goes to the
+/// scratch disk, never to memory) is unpacked into the daemon's scratch as
+/// it arrives, then written into containerd.
+async fn load_containerd(State(s): State<AppState>, req: Request) -> Response {
+    use futures_util::TryStreamExt;
+    let load = req
+        .headers()
+        .get(super::types::LOAD_REQUEST_HEADER)
+        .map(|v| limits::parse::<super::types::LoadRequest>(v.as_bytes()));
+    let load = match load {
+        Some(Ok(l)) => l,
+        Some(Err(e)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                FailureKind::Usage,
+                format!("bad load request: {e}"),
+            );
+        }
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                FailureKind::Usage,
+                format!("missing {} header", super::types::LOAD_REQUEST_HEADER),
+            );
+        }
+    };
+    let body = req
+        .into_body()
+        .into_data_stream()
+        .map_err(std::io::Error::other);
+    match crate::session::load_containerd(&s.daemon, &load, body).await {
+        Ok(loaded) => Json(loaded).into_response(),
+        Err(e) => {
+            let status = match e.kind {
+                FailureKind::ImageNotFound => StatusCode::NOT_FOUND,
+                FailureKind::Usage => StatusCode::BAD_REQUEST,
+                FailureKind::TagExists => StatusCode::CONFLICT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (status, Json(e)).into_response()

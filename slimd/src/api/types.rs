@@ -29,7 +29,37 @@ pub const DEFAULT_SOCKET: &str = "/run/slimd/slimd.sock";
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct XrayRequest {
     pub image: String,
+    /// Read the image from containerd instead of the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub containerd: Option<ContainerdTarget>,
 }
+
+/// A containerd the daemon talks to: its socket and the namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerdTarget {
+    pub socket: std::path::PathBuf,
+    pub namespace: String,
+}
+
+/// `POST /v1/containerd/load`: this request as JSON in the
+/// [`LOAD_REQUEST_HEADER`] header, the OCI layout tar as the body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadRequest {
+    pub containerd: ContainerdTarget,
+    /// The image name to create.
+    pub name: String,
+    /// Replace an existing image of that name.
+    #[serde(default)]
+    pub force: bool,
+    /// Unpack the layers into this snapshotter; none: blobs and record only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshotter: Option<String>,
+}
+
+/// The header that carries a [`LoadRequest`].
+pub const LOAD_REQUEST_HEADER: &str = "x-slimd-load";
+
+pub use crate::containerd::write::Loaded;
 
 /// `POST /v1/images/export`: the image's `docker save` tar, streamed (for
 /// `slim diff` and other commands that read an engine image in the client).

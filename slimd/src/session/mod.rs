@@ -737,6 +737,122 @@ pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::Xra
     })
 }
 
+/// The API's error for a containerd error: no image is `ImageNotFound`,
+/// an existing name `TagExists` (as `--tag` without `--force` is for
+/// Docker), other bad input (missing socket, bad archive) `Usage`.
+fn containerd_failure(e: crate::containerd::ContainerdError) -> ApiError {
+    ApiError {
+        kind: if e.is_not_found() {
+            FailureKind::ImageNotFound
+        } else if matches!(e, crate::containerd::ContainerdError::ImageExists { .. }) {
+            FailureKind::TagExists
+        } else if e.is_usage() {
+            FailureKind::Usage
+        } else {
+            FailureKind::Internal
+        },
+        message: e.to_string(),
+    }
+}
+
+/// `slim xray --containerd`: the image read from containerd's content
+/// store as an OCI layout stream, analysed, the scratch removed.
+pub async fn xray_containerd(
+    daemon: &Arc<Daemon>,
+    target: &crate::api::types::ContainerdTarget,
+    image: &str,
+) -> Result<crate::image::XrayReport, ApiError> {
+    let cd = crate::containerd::Containerd::connect(&target.socket, &target.namespace)
+        .await
+        .map_err(containerd_failure)?;
+    let stream = cd.export_layout(image).await.map_err(containerd_failure)?;
+    let scratch = daemon.scratch_dir(&format!("xray-{}", new_session_id()));
+    let name = image.to_string();
+    let result = async {
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+        let reader = tokio_util::io::StreamReader::new(stream);
+        let rt = tokio::runtime::Handle::current();
+        let dir = scratch.clone();
+        let mut img = tokio::task::spawn_blocking(move || {
+            let _guard = rt.enter();
+            let sync = tokio_util::io::SyncIoBridge::new(reader);
+            crate::image::Image::from_save_stream(
+                std::io::BufReader::with_capacity(1 << 20, sync),
+                &dir,
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("reading the image from containerd: {e}"))?;
+        if img.repo_tags.is_empty() {
+            img.repo_tags = vec![name];
+        }
+        tokio::task::spawn_blocking(move || crate::image::XrayReport::build(&img))
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result.map_err(|message| ApiError {
+        kind: FailureKind::Internal,
+        message: crate::image::name::shown(&message).into_owned(),
+    })
+}
+
+/// `slim load --containerd`: an OCI layout tar from the client, unpacked
+/// into scratch as it arrives, written into containerd, the scratch removed.
+pub async fn load_containerd(
+    daemon: &Arc<Daemon>,
+    req: &crate::api::types::LoadRequest,
+    body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+) -> Result<crate::containerd::write::Loaded, ApiError> {
+    let cd =
+        crate::containerd::Containerd::connect(&req.containerd.socket, &req.containerd.namespace)
+            .await
+            .map_err(containerd_failure)?;
+    if !req.force
+        && cd
+            .image(&req.name)
+            .await
+            .map_err(containerd_failure)?
+            .is_some()
+    {
+        return Err(containerd_failure(
+            crate::containerd::ContainerdError::ImageExists {
+                name: req.name.clone(),
+                namespace: cd.namespace().into(),
+            },
+        ));
+    }
+    let scratch = daemon.scratch_dir(&format!("load-{}", new_session_id()));
+    let result = async {
+        let reader = tokio_util::io::StreamReader::new(Box::pin(body));
+        let rt = tokio::runtime::Handle::current();
+        let dir = scratch.clone();
+        tokio::task::spawn_blocking(move || {
+            let _guard = rt.enter();
+            let sync = tokio_util::io::SyncIoBridge::new(reader);
+            crate::containerd::write::unpack_layout(
+                std::io::BufReader::with_capacity(1 << 20, sync),
+                &dir,
+                std::path::Path::new("the archive"),
+            )
+        })
+        .await
+        .map_err(|e| ApiError {
+            kind: FailureKind::Internal,
+            message: e.to_string(),
+        })?
+        .map_err(containerd_failure)?;
+        cd.load_layout(&scratch, &req.name, req.force, req.snapshotter.as_deref())
+            .await
+            .map_err(containerd_failure)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
 /// Why `--detach` and `--probe-cmd` do not go together.
 pub const DETACH_WITH_HOST_COMMANDS: &str = "--detach cannot be used with --probe-cmd: host commands run in the slim client, as you, so the client must stay until they are done (the daemon never runs a command line a client sent)";
 

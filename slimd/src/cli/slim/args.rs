@@ -44,6 +44,9 @@ pub enum Command {
     /// Advisories of an image from an offline OSV database, and with
     /// --against its slim image, which slimming removed.
     Vuln(VulnArgs),
+    /// Load an OCI image layout archive into containerd (--containerd is
+    /// required; a building block until `slim build` writes to containerd).
+    Load(LoadArgs),
     /// What differs between two images (exit 0 same, 1 different, 2 trouble, 3 not found).
     Diff(DiffArgs),
     /// List sessions.
@@ -208,10 +211,65 @@ pub struct XrayArgs {
     /// An image in the engine (through the daemon).
     pub image: Option<String>,
     /// A `docker save` archive or OCI layout (read locally, no daemon needed).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "containerd")]
     pub file: Option<PathBuf>,
     #[command(flatten)]
+    pub containerd: ContainerdArgs,
+    #[command(flatten)]
     pub html: HtmlArgs,
+}
+
+/// `--containerd [SOCKET] [--namespace NS]`: the daemon reads or writes the
+/// image in containerd instead of the engine.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ContainerdArgs {
+    /// Use containerd's image store, through this socket (the daemon
+    /// connects to it).
+    #[arg(
+        long,
+        value_name = "SOCKET",
+        num_args = 0..=1,
+        default_missing_value = crate::containerd::DEFAULT_SOCKET
+    )]
+    pub containerd: Option<PathBuf>,
+    /// The containerd namespace (kubelet's is k8s.io).
+    #[arg(long, value_name = "NS", default_value = crate::containerd::DEFAULT_NAMESPACE, requires = "containerd")]
+    pub namespace: String,
+}
+
+impl ContainerdArgs {
+    /// The daemon's target, when --containerd was given.
+    pub fn target(&self) -> Option<crate::api::types::ContainerdTarget> {
+        self.containerd
+            .as_ref()
+            .map(|socket| crate::api::types::ContainerdTarget {
+                socket: socket.clone(),
+                namespace: self.namespace.clone(),
+            })
+    }
+}
+
+/// `slim load`: an OCI layout archive into containerd's image store.
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub containerd: ContainerdArgs,
+    /// The OCI image layout tar to load.
+    #[arg(long, value_name = "ARCHIVE")]
+    pub file: PathBuf,
+    /// The image name to create in containerd.
+    #[arg(long, value_name = "NAME")]
+    pub tag: String,
+    /// Replace an image of that name that exists already.
+    #[arg(long)]
+    pub force: bool,
+    /// The snapshotter the layers are unpacked into (so kubelet can run
+    /// the image).
+    #[arg(long, value_name = "NAME", default_value = crate::containerd::unpack::DEFAULT_SNAPSHOTTER)]
+    pub snapshotter: String,
+    /// Write the blobs and the image record only; do not unpack.
+    #[arg(long, conflicts_with = "snapshotter")]
+    pub no_unpack: bool,
 }
 
 /// `--html [-o FILE]` of `report`, `xray` and `diff`.
@@ -639,5 +697,64 @@ mod tests {
         // -o means nothing without --html.
         let e = Cli::try_parse_from(["slim", "report", "s1", "-o", "r.html"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn containerd_flags() {
+        let Command::Xray(a) = Cli::try_parse_from(["slim", "xray", "--containerd", "img"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        // A word right after --containerd is its SOCKET (clap's optional
+        // value): the image is then missing, which xray says.
+        assert_eq!(a.containerd.containerd.as_deref(), Some(Path::new("img")));
+        assert!(a.image.is_none());
+        let Command::Xray(a) = Cli::try_parse_from([
+            "slim",
+            "xray",
+            "--containerd=/run/c.sock",
+            "--namespace",
+            "ns1",
+            "img",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        let t = a.containerd.target().unwrap();
+        assert_eq!(t.socket, Path::new("/run/c.sock"));
+        assert_eq!(t.namespace, "ns1");
+        assert_eq!(a.image.as_deref(), Some("img"));
+        let Command::Xray(a) = Cli::try_parse_from(["slim", "xray", "img", "--containerd"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        let t = a.containerd.target().unwrap();
+        assert_eq!(t.socket, Path::new(crate::containerd::DEFAULT_SOCKET));
+        assert_eq!(t.namespace, "k8s.io");
+        // --namespace means nothing without --containerd; --file is local.
+        assert!(Cli::try_parse_from(["slim", "xray", "img", "--namespace", "x"]).is_err());
+        assert!(Cli::try_parse_from(["slim", "xray", "--file", "a.tar", "--containerd"]).is_err());
+        let Command::Load(l) = Cli::try_parse_from([
+            "slim",
+            "load",
+            "--containerd",
+            "--file",
+            "a.tar",
+            "--tag",
+            "x:1",
+            "--force",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert!(l.force && l.containerd.target().is_some() && l.tag == "x:1");
     }
 }

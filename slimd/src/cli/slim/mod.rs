@@ -16,6 +16,7 @@ mod args;
 mod build;
 mod diff;
 mod html;
+mod load;
 mod progress;
 mod sbom;
 mod sessions;
@@ -27,7 +28,8 @@ mod xray;
 use std::process::ExitCode;
 
 pub use args::{
-    BuildArgs, Cli, Command, DiffArgs, HtmlArgs, ImageSource, SbomArgs, VulnArgs, XrayArgs, parse,
+    BuildArgs, Cli, Command, DiffArgs, HtmlArgs, ImageSource, LoadArgs, SbomArgs, VulnArgs,
+    XrayArgs, parse,
 };
 
 use crate::api::{
@@ -42,6 +44,7 @@ pub async fn main(cli: Cli) -> ExitCode {
         Command::Build(a) => build::session(&client, a, SessionKind::Build, cli.json).await,
         Command::Profile(a) => build::session(&client, a, SessionKind::Profile, cli.json).await,
         Command::Xray(a) => xray::xray(&client, a, cli.json).await,
+        Command::Load(a) => load::load(&client, a, cli.json).await,
         Command::Diff(a) => return diff::diff(&client, a, cli.json).await,
         Command::Sbom(a) => sbom::sbom(&client, a).await,
         Command::Vuln(a) => vuln::vuln(&client, a, cli.json).await,

@@ -18,7 +18,12 @@ pub(super) async fn xray(client: &Client, a: &XrayArgs, json: bool) -> Result<Ex
                     message: e.to_string(),
                 })??
         }
-        (Some(image), None) => client.xray(image).await?,
+        (Some(image), None) => client.xray(image, a.containerd.target()).await?,
+        (None, None) if a.containerd.containerd.is_some() => {
+            return Err(usage(
+                "give an IMAGE: `slim xray --containerd [SOCKET] IMAGE` (a word right after --containerd is its socket; put the image first to use the default socket)".into(),
+            ));
+        }
         (None, None) => return Err(usage("give an IMAGE, or --file ARCHIVE".into())),
     };
     if a.html.html {
