@@ -626,13 +626,13 @@ fn progress_response(handle: Arc<SessionHandle>, cancel_on_drop: bool) -> Respon
         .unwrap()
 }
 
-async fn xray(State(s): State<AppState>, req: Request) -> Response {
+async fn xray(State(s): State<AppState>, Extension(p): Extension<Peer>, req: Request) -> Response {
     let req: XrayRequest = match json_body(req, limits::parse).await {
         Ok(r) => r,
         Err(r) => return r,
     };
     let result = match &req.containerd {
-        Some(c) => crate::session::xray_containerd(&s.daemon, c, &req.image).await,
+        Some(c) => crate::session::xray_containerd(&s.daemon, &p.caller, c, &req.image).await,
         None => crate::session::xray(&s.daemon, &req.image).await,
     };
     match result {
@@ -641,6 +641,7 @@ async fn xray(State(s): State<AppState>, req: Request) -> Response {
             let status = match e.kind {
                 FailureKind::ImageNotFound => StatusCode::NOT_FOUND,
                 FailureKind::Usage => StatusCode::BAD_REQUEST,
+                FailureKind::Forbidden => StatusCode::FORBIDDEN,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             (status, Json(e)).into_response()
@@ -669,7 +670,11 @@ async fn export_image(State(s): State<AppState>, Json(req): Json<ExportRequest>)
 /// in a header; the body (an OCI layout tar, of any size: it goes to the
 /// scratch disk, never to memory) is unpacked into the daemon's scratch as
 /// it arrives, then written into containerd.
-async fn load_containerd(State(s): State<AppState>, req: Request) -> Response {
+async fn load_containerd(
+    State(s): State<AppState>,
+    Extension(p): Extension<Peer>,
+    req: Request,
+) -> Response {
     use futures_util::TryStreamExt;
     let load = req
         .headers()
@@ -696,12 +701,13 @@ async fn load_containerd(State(s): State<AppState>, req: Request) -> Response {
         .into_body()
         .into_data_stream()
         .map_err(std::io::Error::other);
-    match crate::session::load_containerd(&s.daemon, &load, body).await {
+    match crate::session::load_containerd(&s.daemon, &p.caller, &load, body).await {
         Ok(loaded) => Json(loaded).into_response(),
         Err(e) => {
             let status = match e.kind {
                 FailureKind::ImageNotFound => StatusCode::NOT_FOUND,
                 FailureKind::Usage => StatusCode::BAD_REQUEST,
+                FailureKind::Forbidden => StatusCode::FORBIDDEN,
                 FailureKind::TagExists => StatusCode::CONFLICT,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };

@@ -740,6 +740,37 @@ pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::Xra
 /// The API's error for a containerd error: no image is `ImageNotFound`,
 /// an existing name `TagExists` (as `--tag` without `--force` is for
 /// Docker), other bad input (missing socket, bad archive) `Usage`.
+/// What a caller may ask of containerd through the daemon, by the daemon's
+/// edges: a member of the socket's group reaches only the node's own
+/// containerd ([`crate::containerd::DEFAULT_SOCKET`]; a path of their
+/// choosing would have root connect wherever they point) and may not
+/// replace an existing image (with Docker a member replaces only what their
+/// own sessions built; a load is not a session). Root may do both.
+pub fn containerd_refusal(
+    caller: &Caller,
+    target: &crate::api::types::ContainerdTarget,
+    replace: bool,
+) -> Option<ApiError> {
+    if caller.is_root() {
+        return None;
+    }
+    let why = if target.socket != std::path::Path::new(crate::containerd::DEFAULT_SOCKET) {
+        format!(
+            "only root may point the daemon at another containerd socket ({}); leave --containerd without a path to use {}",
+            target.socket.display(),
+            crate::containerd::DEFAULT_SOCKET
+        )
+    } else if replace {
+        "only root may replace an image in containerd (--force): load it under a new name".into()
+    } else {
+        return None;
+    };
+    Some(ApiError {
+        kind: FailureKind::Forbidden,
+        message: why,
+    })
+}
+
 fn containerd_failure(e: crate::containerd::ContainerdError) -> ApiError {
     ApiError {
         kind: if e.is_not_found() {
@@ -759,9 +790,13 @@ fn containerd_failure(e: crate::containerd::ContainerdError) -> ApiError {
 /// store as an OCI layout stream, analysed, the scratch removed.
 pub async fn xray_containerd(
     daemon: &Arc<Daemon>,
+    caller: &Caller,
     target: &crate::api::types::ContainerdTarget,
     image: &str,
 ) -> Result<crate::image::XrayReport, ApiError> {
+    if let Some(e) = containerd_refusal(caller, target, false) {
+        return Err(e);
+    }
     let cd = crate::containerd::Containerd::connect(&target.socket, &target.namespace)
         .await
         .map_err(containerd_failure)?;
@@ -803,9 +838,13 @@ pub async fn xray_containerd(
 /// into scratch as it arrives, written into containerd, the scratch removed.
 pub async fn load_containerd(
     daemon: &Arc<Daemon>,
+    caller: &Caller,
     req: &crate::api::types::LoadRequest,
     body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
 ) -> Result<crate::containerd::write::Loaded, ApiError> {
+    if let Some(e) = containerd_refusal(caller, &req.containerd, req.force) {
+        return Err(e);
+    }
     let cd =
         crate::containerd::Containerd::connect(&req.containerd.socket, &req.containerd.namespace)
             .await
@@ -979,5 +1018,38 @@ mod tests {
             }
         );
         assert_eq!(h.info().phase, Some(Phase::Start));
+    }
+
+    #[test]
+    fn members_reach_only_the_nodes_containerd_and_never_replace() {
+        use crate::api::types::ContainerdTarget;
+        let node = ContainerdTarget {
+            socket: crate::containerd::DEFAULT_SOCKET.into(),
+            namespace: "k8s.io".into(),
+        };
+        let other = ContainerdTarget {
+            socket: "/run/docker.sock".into(),
+            namespace: "k8s.io".into(),
+        };
+        let member = Caller {
+            uid: 1000,
+            gid: 1000,
+            groups: vec![],
+        };
+        let root = Caller::root();
+        assert!(containerd_refusal(&member, &node, false).is_none());
+        for (target, replace) in [(&other, false), (&other, true), (&node, true)] {
+            let e = containerd_refusal(&member, target, replace).expect("refused");
+            assert_eq!(e.kind, FailureKind::Forbidden);
+            assert!(e.message.contains("only root"), "{}", e.message);
+        }
+        for (target, replace) in [
+            (&node, false),
+            (&other, false),
+            (&other, true),
+            (&node, true),
+        ] {
+            assert!(containerd_refusal(&root, target, replace).is_none());
+        }
     }
 }
