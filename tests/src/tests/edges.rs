@@ -329,6 +329,15 @@ fn members_act_with_their_own_rights() -> Result<()> {
         b_out.status.code(),
         stdout(&b_out)
     );
+    // containerd through the daemon: a member reaches only the node's own
+    // socket (the daemon, root, would connect wherever they point it).
+    let mut c = slim_as(&d, MEMBER_A)?;
+    c.args(["xray", "--containerd", "/var/run/docker.sock", "debian:12"]);
+    let err = failed_with(&output(c, Duration::from_secs(30))?, 8)?;
+    ensure!(
+        err.contains("only root may point the daemon at another containerd socket"),
+        "A's xray through another socket: {err}"
+    );
     d.assert_clean()
 }
 
