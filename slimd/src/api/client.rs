@@ -92,12 +92,14 @@ impl Client {
         &self.socket
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<hyper::Response<Incoming>, ClientError> {
+    /// A fresh HTTP/1 connection to the daemon's socket, its driver
+    /// spawned; `B` is the request body's type.
+    async fn connection<B>(&self) -> Result<hyper::client::conn::http1::SendRequest<B>, ClientError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -105,12 +107,22 @@ impl Client {
                     path: self.socket.clone(),
                     source,
                 })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         tokio::spawn(async move {
             let _ = conn.await;
         });
+        Ok(sender)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<hyper::Response<Incoming>, ClientError> {
+        let mut sender = self.connection().await?;
         let req = Request::builder()
             .method(method)
             .uri(path)
@@ -226,19 +238,7 @@ impl Client {
         use futures_util::TryStreamExt;
         let header =
             serde_json::to_string(req).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let stream =
-            UnixStream::connect(&self.socket)
-                .await
-                .map_err(|source| ClientError::Unreachable {
-                    path: self.socket.clone(),
-                    source,
-                })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = self.connection().await?;
         let body = http_body_util::StreamBody::new(
             tokio_util::io::ReaderStream::with_capacity(archive, 1 << 20)
                 .map_ok(hyper::body::Frame::data),

@@ -34,27 +34,7 @@ pub struct XrayRequest {
     pub containerd: Option<ContainerdTarget>,
 }
 
-/// A containerd the daemon talks to: its socket and the namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContainerdTarget {
-    pub socket: std::path::PathBuf,
-    pub namespace: String,
-}
-
-/// `POST /v1/containerd/load`: this request as JSON in the
-/// [`LOAD_REQUEST_HEADER`] header, the OCI layout tar as the body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoadRequest {
-    pub containerd: ContainerdTarget,
-    /// The image name to create.
-    pub name: String,
-    /// Replace an existing image of that name.
-    #[serde(default)]
-    pub force: bool,
-    /// Unpack the layers into this snapshotter; none: blobs and record only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub snapshotter: Option<String>,
-}
+pub use crate::model::{ContainerdTarget, LoadRequest};
 
 /// The header that carries a [`LoadRequest`].
 pub const LOAD_REQUEST_HEADER: &str = "x-slimd-load";

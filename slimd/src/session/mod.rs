@@ -661,7 +661,19 @@ pub async fn export_image(
 ) -> Result<crate::image::Image, String> {
     use futures_util::TryStreamExt;
     let stream = engine.export_image(image_id).map_err(std::io::Error::other);
-    let reader = tokio_util::io::StreamReader::new(stream);
+    image_from_stream(stream, scratch)
+        .await
+        .map_err(|e| format!("reading the exported image: {e}"))
+}
+
+/// Reads an image tar arriving as a byte stream (`docker save`, an OCI
+/// layout) into the image library, off the async threads; the layers are
+/// spooled into `scratch`, never held whole in memory.
+async fn image_from_stream(
+    stream: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    scratch: &Path,
+) -> Result<crate::image::Image, String> {
+    let reader = tokio_util::io::StreamReader::new(Box::pin(stream));
     std::fs::create_dir_all(scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     let scratch = scratch.to_path_buf();
     let rt = tokio::runtime::Handle::current();
@@ -675,7 +687,7 @@ pub async fn export_image(
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| format!("reading the exported image: {e}"))
+    .map_err(|e| e.to_string())
 }
 
 /// An engine image's `docker save` tar as a byte stream, for clients that
@@ -748,7 +760,7 @@ pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::Xra
 /// own sessions built; a load is not a session). Root may do both.
 pub fn containerd_refusal(
     caller: &Caller,
-    target: &crate::api::types::ContainerdTarget,
+    target: &crate::model::ContainerdTarget,
     replace: bool,
 ) -> Option<ApiError> {
     if caller.is_root() {
@@ -791,7 +803,7 @@ fn containerd_failure(e: crate::containerd::ContainerdError) -> ApiError {
 pub async fn xray_containerd(
     daemon: &Arc<Daemon>,
     caller: &Caller,
-    target: &crate::api::types::ContainerdTarget,
+    target: &crate::model::ContainerdTarget,
     image: &str,
 ) -> Result<crate::image::XrayReport, ApiError> {
     if let Some(e) = containerd_refusal(caller, target, false) {
@@ -804,21 +816,9 @@ pub async fn xray_containerd(
     let scratch = daemon.scratch_dir(&format!("xray-{}", new_session_id()));
     let name = image.to_string();
     let result = async {
-        std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
-        let reader = tokio_util::io::StreamReader::new(stream);
-        let rt = tokio::runtime::Handle::current();
-        let dir = scratch.clone();
-        let mut img = tokio::task::spawn_blocking(move || {
-            let _guard = rt.enter();
-            let sync = tokio_util::io::SyncIoBridge::new(reader);
-            crate::image::Image::from_save_stream(
-                std::io::BufReader::with_capacity(1 << 20, sync),
-                &dir,
-            )
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("reading the image from containerd: {e}"))?;
+        let mut img = image_from_stream(stream, &scratch)
+            .await
+            .map_err(|e| format!("reading the image from containerd: {e}"))?;
         if img.repo_tags.is_empty() {
             img.repo_tags = vec![name];
         }
@@ -839,7 +839,7 @@ pub async fn xray_containerd(
 pub async fn load_containerd(
     daemon: &Arc<Daemon>,
     caller: &Caller,
-    req: &crate::api::types::LoadRequest,
+    req: &crate::model::LoadRequest,
     body: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
 ) -> Result<crate::containerd::write::Loaded, ApiError> {
     if let Some(e) = containerd_refusal(caller, &req.containerd, req.force) {
@@ -1022,7 +1022,7 @@ mod tests {
 
     #[test]
     fn members_reach_only_the_nodes_containerd_and_never_replace() {
-        use crate::api::types::ContainerdTarget;
+        use crate::model::ContainerdTarget;
         let node = ContainerdTarget {
             socket: crate::containerd::DEFAULT_SOCKET.into(),
             namespace: "k8s.io".into(),
