@@ -205,6 +205,10 @@ pub fn docker_answers(socket: &Path) -> bool {
 /// `flock` holds for a test run: an engine holding it would keep every
 /// later run waiting.
 pub fn spawn_service(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    // It outlives this test run, so it must not live in this checkout: a
+    // Podman service left running from a clone that was removed later
+    // failed every container start ("write child: broken pipe").
+    cmd.current_dir("/");
     // SAFETY: close_range(2) is async-signal-safe and takes no pointers.
     unsafe {
         cmd.pre_exec(|| {
