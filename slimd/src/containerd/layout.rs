@@ -14,14 +14,14 @@ use std::io;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::error::{ContainerdError, Result};
 
-pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+// The OCI vocabulary is the image library's.
+pub use crate::image::{
+    Descriptor, MT_DOCKER_LIST, MT_DOCKER_MANIFEST, MT_OCI_INDEX, MT_OCI_MANIFEST, Platform,
+};
 
 /// `oci-layout` of every layout written.
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -32,30 +32,6 @@ pub const IMAGE_NAME: &str = "io.containerd.image.name";
 
 /// Largest index or manifest read into memory.
 pub const MAX_DOCUMENT: u64 = 4 << 20;
-
-/// An OCI content descriptor.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<BTreeMap<String, String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub platform: Option<Platform>,
-}
-
-/// A manifest's platform in an index.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Platform {
-    #[serde(default)]
-    pub architecture: String,
-    #[serde(default)]
-    pub os: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-}
 
 #[derive(Deserialize)]
 struct Index {

@@ -143,9 +143,9 @@ pub(crate) struct DockerManifestEntry {
 }
 
 /// An OCI content descriptor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Descriptor {
+pub struct Descriptor {
     pub media_type: String,
     pub digest: String,
     pub size: u64,
@@ -156,8 +156,8 @@ pub(crate) struct Descriptor {
 }
 
 /// The platform of a manifest in an index.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub(crate) struct Platform {
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
     #[serde(default)]
     pub architecture: String,
     #[serde(default)]
@@ -189,10 +189,10 @@ pub(crate) struct OciManifest {
     pub layers: Vec<Descriptor>,
 }
 
-pub(crate) const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
-pub(crate) const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-pub(crate) const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-pub(crate) const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub const MT_OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const MT_DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const MT_OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const MT_DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub(crate) const MT_OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub(crate) const MT_OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar";
 

@@ -43,7 +43,10 @@ mod xray;
 pub(crate) mod tests;
 
 pub use archive::{ArchiveFormat, Image, Layer, ReadOptions};
-pub use config::{ContainerConfig, History, ImageConfig, RootFs};
+pub use config::{
+    ContainerConfig, Descriptor, History, ImageConfig, MT_DOCKER_LIST, MT_DOCKER_MANIFEST,
+    MT_OCI_INDEX, MT_OCI_MANIFEST, Platform, RootFs,
+};
 pub use elf::{
     ElfClosure, ElfInfo, ElfKind, ElfOptions, FoundVia, LibcFlavor, MissingLib, ResolvedLib,
     elf_closure, read_elf_info,
