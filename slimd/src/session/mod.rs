@@ -729,13 +729,28 @@ async fn engine_and_image(
 
 /// `slim xray` through the daemon: export, read, analyse, clean up.
 pub async fn xray(daemon: &Arc<Daemon>, image: &str) -> Result<crate::image::XrayReport, ApiError> {
+    use futures_util::TryStreamExt;
     let (engine, info) = engine_and_image(daemon, image).await?;
+    let stream = engine.export_image(&info.id).map_err(std::io::Error::other);
+    xray_stream(daemon, stream, info.repo_tags, "the exported image").await
+}
+
+/// The xray of an image tar arriving as `stream` (`docker save`, an OCI
+/// layout), read into a scratch directory that is removed afterwards;
+/// `tags` name it when the tar does not.
+async fn xray_stream(
+    daemon: &Arc<Daemon>,
+    stream: impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static,
+    tags: Vec<String>,
+    what: &str,
+) -> Result<crate::image::XrayReport, ApiError> {
     let scratch = daemon.scratch_dir(&format!("xray-{}", new_session_id()));
     let result = async {
-        let img = export_image(&engine, &info.id, &scratch).await?;
-        let mut img = img;
+        let mut img = image_from_stream(stream, &scratch)
+            .await
+            .map_err(|e| format!("reading {what}: {e}"))?;
         if img.repo_tags.is_empty() {
-            img.repo_tags = info.repo_tags.clone();
+            img.repo_tags = tags;
         }
         tokio::task::spawn_blocking(move || crate::image::XrayReport::build(&img))
             .await
@@ -813,25 +828,13 @@ pub async fn xray_containerd(
         .await
         .map_err(containerd_failure)?;
     let stream = cd.export_layout(image).await.map_err(containerd_failure)?;
-    let scratch = daemon.scratch_dir(&format!("xray-{}", new_session_id()));
-    let name = image.to_string();
-    let result = async {
-        let mut img = image_from_stream(stream, &scratch)
-            .await
-            .map_err(|e| format!("reading the image from containerd: {e}"))?;
-        if img.repo_tags.is_empty() {
-            img.repo_tags = vec![name];
-        }
-        tokio::task::spawn_blocking(move || crate::image::XrayReport::build(&img))
-            .await
-            .map_err(|e| e.to_string())
-    }
-    .await;
-    let _ = std::fs::remove_dir_all(&scratch);
-    result.map_err(|message| ApiError {
-        kind: FailureKind::Internal,
-        message: crate::image::name::shown(&message).into_owned(),
-    })
+    xray_stream(
+        daemon,
+        stream,
+        vec![image.to_string()],
+        "the image from containerd",
+    )
+    .await
 }
 
 /// `slim load --containerd`: an OCI layout tar from the client, unpacked
