@@ -33,5 +33,7 @@ pub mod resolve;
 pub mod sbom;
 pub mod session;
 pub mod stack;
+#[cfg(test)]
+mod testing;
 pub mod tracer;
 pub mod vuln;

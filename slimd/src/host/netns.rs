@@ -62,8 +62,8 @@ mod tests {
         connect_in_netns(me, addr, Duration::from_secs(5))
             .await
             .unwrap();
-        drop(l);
-        let err = connect_in_netns(me, addr, Duration::from_secs(5))
+        let closed = crate::testing::ClosedPort::new();
+        let err = connect_in_netns(me, closed.addr, Duration::from_secs(5))
             .await
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused, "{err}");

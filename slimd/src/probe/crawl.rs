@@ -1094,9 +1094,8 @@ mod tests {
 
         // Nothing listens: the error is recorded after the retries, and no
         // API description is looked for on a port that never answered.
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let dead = Endpoint::new("127.0.0.1", l.local_addr().unwrap().port(), 8080);
-        drop(l);
+        let closed = crate::testing::ClosedPort::new();
+        let dead = Endpoint::new("127.0.0.1", closed.addr.port(), 8080);
         let cfg = HttpProbeConfig {
             startup_window: Duration::from_millis(300),
             ..HttpProbeConfig::default()
