@@ -65,6 +65,9 @@ impl Engine {
     /// reads which engine answers. [`EngineError::WrongEngine`] when `kind`
     /// names another engine than the one on the socket.
     pub async fn connect_to(kind: Option<EngineKind>, socket: Option<&Path>) -> Result<Engine> {
+        if kind == Some(EngineKind::Containerd) {
+            return Err(EngineError::ContainerdRuntime);
+        }
         let socket = match (socket, kind) {
             (Some(p), _) => p.to_path_buf(),
             (None, Some(k)) => k.default_socket().to_path_buf(),
@@ -134,6 +137,7 @@ impl Engine {
                 EngineKind::Podman => {
                     "cgroup_manager = \"cgroupfs\" in containers.conf, or podman --cgroup-manager=cgroupfs system service"
                 }
+                EngineKind::Containerd => "SystemdCgroup = false in containerd's runc options",
             },
         })
     }

@@ -60,6 +60,11 @@ pub enum EngineError {
         hint: &'static str,
     },
     /// A wall-clock limit ran out before the engine answered.
+    #[error(
+        "containerd runs no build containers yet: `slim xray --containerd` and `slim load --containerd` read and write its images; builds need Docker or Podman"
+    )]
+    ContainerdRuntime,
+
     #[error("{op} did not finish within {secs:.1}s")]
     Timeout { op: &'static str, secs: f64 },
     /// A container spec slimd cannot express to the engine.

@@ -1,13 +1,14 @@
 //! Which engine answers on the socket: Docker, or Podman through its
-//! Docker-compatible API. Both are driven through bollard; the kind decides
-//! the default socket, how the engine is named to people, and whether the
-//! session cgroup can be handed to it as a `CgroupParent` path.
+//! Docker-compatible API (both driven through bollard), or containerd
+//! through its gRPC API (Kubernetes nodes). The kind decides the default
+//! socket, how the engine is named to people, and whether the session
+//! cgroup can be handed to it as a `CgroupParent` path.
 
 use std::{fmt, path::Path, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-/// The engines slimd drives through the Docker API.
+/// The engines slimd drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EngineKind {
@@ -15,6 +16,9 @@ pub enum EngineKind {
     Docker,
     /// `podman system service` (tested with 4.3, compat API 1.41).
     Podman,
+    /// containerd through its gRPC API (tested with 1.6), as on Kubernetes
+    /// nodes.
+    Containerd,
 }
 
 /// Where dockerd listens unless told otherwise.
@@ -22,6 +26,8 @@ pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// Where rootful Podman's API service listens (`podman.socket`, or
 /// `podman system service` without an address).
 pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
+/// Where containerd listens on a node unless told otherwise.
+pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
 
 impl EngineKind {
     /// The socket this engine listens on by default.
@@ -29,6 +35,7 @@ impl EngineKind {
         Path::new(match self {
             EngineKind::Docker => DOCKER_SOCKET,
             EngineKind::Podman => PODMAN_SOCKET,
+            EngineKind::Containerd => CONTAINERD_SOCKET,
         })
     }
 
@@ -37,6 +44,7 @@ impl EngineKind {
         match self {
             EngineKind::Docker => "Docker",
             EngineKind::Podman => "Podman",
+            EngineKind::Containerd => "containerd",
         }
     }
 
@@ -68,6 +76,7 @@ impl fmt::Display for EngineKind {
         f.write_str(match self {
             EngineKind::Docker => "docker",
             EngineKind::Podman => "podman",
+            EngineKind::Containerd => "containerd",
         })
     }
 }
@@ -79,7 +88,10 @@ impl FromStr for EngineKind {
         match s.to_ascii_lowercase().as_str() {
             "docker" => Ok(EngineKind::Docker),
             "podman" => Ok(EngineKind::Podman),
-            other => Err(format!("unknown engine {other:?}: docker or podman")),
+            "containerd" => Ok(EngineKind::Containerd),
+            other => Err(format!(
+                "unknown engine {other:?}: docker, podman or containerd"
+            )),
         }
     }
 }
@@ -105,7 +117,11 @@ mod tests {
     fn names_and_sockets() {
         assert_eq!("podman".parse::<EngineKind>(), Ok(EngineKind::Podman));
         assert_eq!("Docker".parse::<EngineKind>(), Ok(EngineKind::Docker));
-        assert!("containerd".parse::<EngineKind>().is_err());
+        assert_eq!(
+            "containerd".parse::<EngineKind>(),
+            Ok(EngineKind::Containerd)
+        );
+        assert!("cri-o".parse::<EngineKind>().is_err());
         assert_eq!(
             EngineKind::Podman.default_socket(),
             Path::new("/run/podman/podman.sock")

@@ -54,7 +54,7 @@ pub const LABEL_SESSION: &str = "slimd.session";
 pub const LABEL_INSTANCE: &str = "slimd.instance";
 
 /// Where containerd listens: detected to explain that it is not supported.
-pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+pub const CONTAINERD_SOCKET: &str = crate::engine::kind::CONTAINERD_SOCKET;
 
 /// A fresh session id: short, sortable by time, safe as a cgroup name,
 /// label value and directory name.
@@ -89,6 +89,8 @@ pub struct DaemonConfig {
     pub engine: Option<crate::engine::EngineKind>,
     /// Engine socket (default: the engine's default).
     pub engine_socket: Option<PathBuf>,
+    /// containerd's namespace, with the containerd engine (`k8s.io`).
+    pub containerd_namespace: String,
     pub tracer: TracerOptions,
     /// Watch mode: profile containers started by others that carry this
     /// `key=value` label (the tracer's watch prefixes must be set too).
@@ -102,6 +104,7 @@ impl Default for DaemonConfig {
             cgroup_root: "slimd".into(),
             engine: None,
             engine_socket: None,
+            containerd_namespace: crate::containerd::DEFAULT_NAMESPACE.into(),
             tracer: TracerOptions::default(),
             watch_label: None,
         }

@@ -18,14 +18,20 @@ pub struct ServeArgs {
     /// tells this daemon's containers apart).
     #[arg(long, default_value = "slimd", global = true)]
     pub cgroup_root: String,
-    /// The container engine: docker or podman (Podman's Docker-compatible
-    /// API service). Default: whichever answers on the socket.
-    #[arg(long, value_name = "docker|podman", global = true)]
+    /// The container engine: docker, podman (Podman's Docker-compatible
+    /// API service) or containerd (its gRPC API, as on Kubernetes nodes).
+    /// Default: whichever of Docker and Podman answers on the socket.
+    #[arg(long, value_name = "docker|podman|containerd", global = true)]
     pub engine: Option<crate::engine::EngineKind>,
-    /// Engine socket (default: the engine's own, /var/run/docker.sock or
-    /// /run/podman/podman.sock; without --engine, DOCKER_HOST or Docker's).
+    /// Engine socket (default: the engine's own, /var/run/docker.sock,
+    /// /run/podman/podman.sock or /run/containerd/containerd.sock; without
+    /// --engine, DOCKER_HOST or Docker's).
     #[arg(long, alias = "docker-socket", global = true)]
     pub engine_socket: Option<PathBuf>,
+    /// With --engine containerd: the namespace its images and containers
+    /// live in (kubelet's is k8s.io).
+    #[arg(long, value_name = "NS", default_value = crate::containerd::DEFAULT_NAMESPACE, global = true)]
+    pub containerd_namespace: String,
     /// Ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, global = true)]
     pub ring_buffer_mb: u32,

@@ -20,6 +20,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         cgroup_root: args.cgroup_root.clone(),
         engine: args.engine,
         engine_socket: args.engine_socket.clone(),
+        containerd_namespace: args.containerd_namespace.clone(),
         tracer: args.tracer_options()?,
         watch_label: args.watch.then(|| args.watch_label.clone()),
     };
