@@ -23,7 +23,7 @@ use containerd_client::tonic::transport::Channel;
 pub use error::{ContainerdError, Result};
 
 /// Where containerd listens on a node unless told otherwise.
-pub const DEFAULT_SOCKET: &str = crate::engine::kind::CONTAINERD_SOCKET;
+pub const DEFAULT_SOCKET: &str = "/run/containerd/containerd.sock";
 /// kubelet's namespace: images there are the ones pods can run.
 pub const DEFAULT_NAMESPACE: &str = "k8s.io";
 

@@ -27,7 +27,7 @@ pub const DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// `podman system service` without an address).
 pub const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
 /// Where containerd listens on a node unless told otherwise.
-pub const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
+pub const CONTAINERD_SOCKET: &str = crate::containerd::DEFAULT_SOCKET;
 
 impl EngineKind {
     /// The socket this engine listens on by default.
