@@ -675,7 +675,6 @@ async fn load_containerd(
     Extension(p): Extension<Peer>,
     req: Request,
 ) -> Response {
-    use futures_util::TryStreamExt;
     let load = req
         .headers()
         .get(super::types::LOAD_REQUEST_HEADER)
@@ -697,10 +696,7 @@ async fn load_containerd(
             );
         }
     };
-    let body = req
-        .into_body()
-        .into_data_stream()
-        .map_err(std::io::Error::other);
+    let body = drained_when_dropped(req.into_body());
     match crate::session::load_containerd(&s.daemon, &p.caller, &load, body).await {
         Ok(loaded) => Json(loaded).into_response(),
         Err(e) => {
@@ -716,9 +712,80 @@ async fn load_containerd(
     }
 }
 
+/// How long a request body that its handler stopped reading (a refused or
+/// failed upload) is still read and discarded.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The body of an upload as a stream for its handler. What the handler
+/// leaves unread when it stops early (a refusal before the first byte, a
+/// bad archive halfway) is read and discarded, for [`DRAIN_LIMIT`] at most:
+/// a client still sending would otherwise get a broken pipe instead of the
+/// answer that says why.
+fn drained_when_dropped(
+    body: Body,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use futures_util::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let mut incoming = body.into_data_stream();
+    tokio::spawn(async move {
+        while let Some(chunk) = incoming.next().await {
+            if tx.send(chunk.map_err(std::io::Error::other)).await.is_err() {
+                break;
+            }
+        }
+        let rest = async { while incoming.next().await.is_some() {} };
+        let _ = tokio::time::timeout(DRAIN_LIMIT, rest).await;
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A client uploading far more than the socket buffers hold, when the
+    /// handler refuses before reading a byte, can finish sending and then
+    /// reads the answer (without the drain the daemon closes the
+    /// connection after answering and the client's write fails).
+    #[tokio::test]
+    async fn an_upload_refused_early_still_gets_its_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const BODY: usize = 64 << 20;
+        let (server, mut client) = UnixStream::pair().unwrap();
+        let service =
+            hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                drop(drained_when_dropped(Body::new(req.into_body())));
+                Ok::<_, Infallible>(error(
+                    StatusCode::CONFLICT,
+                    FailureKind::TagExists,
+                    "exists".into(),
+                ))
+            });
+        tokio::spawn(
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(server), service),
+        );
+        let sent = async {
+            client
+                .write_all(
+                    format!("POST /v1/containerd/load HTTP/1.1\r\nhost: slimd\r\ncontent-length: {BODY}\r\n\r\n")
+                        .as_bytes(),
+                )
+                .await?;
+            let chunk = vec![0u8; 1 << 20];
+            for _ in 0..BODY / chunk.len() {
+                client.write_all(&chunk).await?;
+            }
+            let mut answer = vec![0u8; 4096];
+            let n = client.read(&mut answer).await?;
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&answer[..n]).into_owned())
+        };
+        let answer = tokio::time::timeout(Duration::from_secs(30), sent)
+            .await
+            .expect("done within 30 s")
+            .expect("the whole body sent and the answer read");
+        assert!(answer.starts_with("HTTP/1.1 409"), "{answer}");
+    }
 
     #[test]
     fn access_rules() {
