@@ -38,8 +38,6 @@ enum Inner {
 
 /// What containerd has no counterpart for.
 const NO_NETWORKS: &str = "containerd has no networks or volumes without CNI: a containerd build runs one container with loopback only (Compose stacks and named networks need Docker or Podman)";
-/// Container operations before containerd runs containers.
-const NO_CONTAINERS_YET: &str = "slimd does not run containers on containerd yet";
 
 fn unsupported(op: &'static str, why: &'static str) -> EngineError {
     EngineError::Unsupported {
@@ -225,7 +223,7 @@ impl Engine {
     pub async fn create_container(&self, spec: &ContainerSpec) -> Result<String> {
         match &self.inner {
             Inner::Docker(d) => d.create_container(spec).await,
-            Inner::Containerd(_) => Err(unsupported("create a container", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.create_container(spec).await,
         }
     }
 
@@ -233,7 +231,7 @@ impl Engine {
     pub async fn start(&self, id: &str) -> Result<()> {
         match &self.inner {
             Inner::Docker(d) => d.start(id).await,
-            Inner::Containerd(_) => Err(unsupported("start a container", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.start(id).await,
         }
     }
 
@@ -242,7 +240,7 @@ impl Engine {
     pub async fn wait_exit(&self, id: &str, deadline: Instant) -> Result<Option<i64>> {
         match &self.inner {
             Inner::Docker(d) => d.wait_exit(id, deadline).await,
-            Inner::Containerd(_) => Err(unsupported("wait for a container", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.wait_exit(id, deadline).await,
         }
     }
 
@@ -251,7 +249,7 @@ impl Engine {
     pub async fn stop(&self, id: &str, signal: Option<&str>, grace: Duration) -> Result<()> {
         match &self.inner {
             Inner::Docker(d) => d.stop(id, signal, grace).await,
-            Inner::Containerd(_) => Err(unsupported("stop a container", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.stop(id, signal, grace).await,
         }
     }
 
@@ -260,7 +258,7 @@ impl Engine {
     pub async fn kill(&self, id: &str, signal: &str) -> Result<()> {
         match &self.inner {
             Inner::Docker(d) => d.kill(id, signal).await,
-            Inner::Containerd(_) => Err(unsupported("kill a container", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.kill(id, signal).await,
         }
     }
 
@@ -268,7 +266,7 @@ impl Engine {
     pub async fn remove(&self, id: &str, force: bool) -> Result<()> {
         match &self.inner {
             Inner::Docker(d) => d.remove(id, force).await,
-            Inner::Containerd(_) => Err(unsupported("remove a container", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.remove(id, force).await,
         }
     }
 
@@ -276,7 +274,7 @@ impl Engine {
     pub async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
         match &self.inner {
             Inner::Docker(d) => d.inspect_container(id).await,
-            Inner::Containerd(_) => Err(unsupported("inspect a container", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.inspect_container(id).await,
         }
     }
 
@@ -284,7 +282,7 @@ impl Engine {
     pub async fn logs(&self, id: &str, max_bytes: usize) -> Result<Logs> {
         match &self.inner {
             Inner::Docker(d) => d.logs(id, max_bytes).await,
-            Inner::Containerd(_) => Err(unsupported("read container logs", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.logs(id, max_bytes).await,
         }
     }
 
@@ -293,7 +291,7 @@ impl Engine {
     pub async fn exec(&self, id: &str, req: &ExecRequest, deadline: Instant) -> Result<ExecOutput> {
         match &self.inner {
             Inner::Docker(d) => d.exec(id, req, deadline).await,
-            Inner::Containerd(_) => Err(unsupported("exec in a container", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.exec(id, req, deadline).await,
         }
     }
 
@@ -305,7 +303,7 @@ impl Engine {
     ) -> Result<Vec<String>> {
         match &self.inner {
             Inner::Docker(d) => d.list_containers_by_label(key, value).await,
-            Inner::Containerd(_) => Err(unsupported("list containers", NO_CONTAINERS_YET)),
+            Inner::Containerd(c) => c.list_containers_by_label(key, value).await,
         }
     }
 }

@@ -23,17 +23,29 @@ use super::error::{EngineError, Result};
 use super::kind::EngineKind;
 use super::types::{EngineVersion, Healthcheck, ImageConfig, ImageInfo};
 
-/// A connection to containerd, in one namespace.
+/// Where the containers' own files live (output, `/etc/hosts`), per
+/// namespace and container: under `/run`, gone at reboot like the
+/// containers themselves.
+pub const STATE_ROOT: &str = "/run/slimd/containerd";
+
+/// A connection to containerd, in one namespace. Clones share the
+/// connection and the containers' networks.
 #[derive(Debug, Clone)]
 pub struct ContainerdEngine {
-    cd: Containerd,
+    pub(super) cd: Containerd,
     /// Where images are unpacked and containers get their root.
-    snapshotter: String,
+    pub(super) snapshotter: String,
+    /// `STATE_ROOT/<namespace>`.
+    pub(super) state_dir: PathBuf,
+    /// What slimd holds for each container it created: its network.
+    pub(super) live: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, super::containerd_run::Live>>,
+    >,
 }
 
 /// Maps a containerd error: "no such image" is the engine's
 /// [`EngineError::ImageNotFound`], the rest keeps its source.
-fn cerr(op: &'static str) -> impl Fn(ContainerdError) -> EngineError {
+pub(super) fn cerr(op: &'static str) -> impl Fn(ContainerdError) -> EngineError {
     move |e| match e {
         ContainerdError::ImageNotFound { name, .. } => EngineError::ImageNotFound(name),
         source => EngineError::Containerd { op, source },
@@ -148,8 +160,10 @@ impl ContainerdEngine {
             .map_err(cerr("connect"))?;
         cd.version().await.map_err(cerr("connect"))?;
         Ok(ContainerdEngine {
+            state_dir: Path::new(STATE_ROOT).join(namespace),
             cd,
             snapshotter: DEFAULT_SNAPSHOTTER.into(),
+            live: Default::default(),
         })
     }
 
@@ -185,7 +199,7 @@ impl ContainerdEngine {
 
     /// The image `reference` names: a record of that name (as given, then
     /// in full form), else an image whose id is or starts with it.
-    async fn find(&self, reference: &str) -> Result<ResolvedImage> {
+    pub(super) async fn find(&self, reference: &str) -> Result<ResolvedImage> {
         let full = normalize(reference);
         for name in std::iter::once(reference).chain(full.as_deref()) {
             if let Some(record) = self.cd.image(name).await.map_err(cerr("image inspect"))? {
@@ -219,38 +233,24 @@ impl ContainerdEngine {
         Ok(out)
     }
 
-    pub async fn inspect_image(&self, name: &str) -> Result<ImageInfo> {
-        let image = self.find(name).await?;
-        let id = image.id().to_string();
-        let cfg = parse_config(&image.config_bytes, &id)?;
-        let mut repo_tags: Vec<String> = self
-            .all_images()
-            .await?
-            .into_iter()
-            .filter(|r| r.id() == id && is_tag_name(&r.record.name))
-            .map(|r| familiar(&r.record.name))
-            .collect();
-        repo_tags.sort();
-        repo_tags.dedup();
-        let diff_ids = cfg.rootfs.map(|r| r.diff_ids).unwrap_or_default();
-        let size = match self
-            .cd
-            .unpacked_size(&self.snapshotter, &chain_ids(&diff_ids))
-            .await
-            .map_err(cerr("image inspect"))?
-        {
-            Some(s) => s,
-            None => image.layers.iter().map(|l| l.size).sum::<u64>() + image.config.size,
-        };
+    /// The run config and the layers' diff ids of a resolved image.
+    pub(super) fn run_config(image: &ResolvedImage) -> Result<(ImageConfig, Vec<String>)> {
+        let info = Self::info_of(image)?;
+        Ok((info.config, info.layers))
+    }
+
+    /// What the image's config says (no names, no size yet).
+    fn info_of(image: &ResolvedImage) -> Result<ImageInfo> {
+        let cfg = parse_config(&image.config_bytes, image.id())?;
         let c = cfg.config.unwrap_or_default();
         Ok(ImageInfo {
-            id,
-            repo_tags,
-            size,
+            id: image.id().to_string(),
+            repo_tags: Vec::new(),
+            size: 0,
             created: cfg.created,
             architecture: cfg.architecture,
             os: cfg.os,
-            layers: diff_ids,
+            layers: cfg.rootfs.map(|r| r.diff_ids).unwrap_or_default(),
             config: ImageConfig {
                 entrypoint: c.entrypoint,
                 cmd: c.cmd,
@@ -272,6 +272,32 @@ impl ContainerdEngine {
                 on_build: c.on_build.unwrap_or_default(),
             },
         })
+    }
+
+    pub async fn inspect_image(&self, name: &str) -> Result<ImageInfo> {
+        let image = self.find(name).await?;
+        let mut info = Self::info_of(&image)?;
+        let id = info.id.clone();
+        let mut repo_tags: Vec<String> = self
+            .all_images()
+            .await?
+            .into_iter()
+            .filter(|r| r.id() == id && is_tag_name(&r.record.name))
+            .map(|r| familiar(&r.record.name))
+            .collect();
+        repo_tags.sort();
+        repo_tags.dedup();
+        info.size = match self
+            .cd
+            .unpacked_size(&self.snapshotter, &chain_ids(&info.layers))
+            .await
+            .map_err(cerr("image inspect"))?
+        {
+            Some(s) => s,
+            None => image.layers.iter().map(|l| l.size).sum::<u64>() + image.config.size,
+        };
+        info.repo_tags = repo_tags;
+        Ok(info)
     }
 
     /// Points `repo:tag` (in full form) at `image`'s target.

@@ -11,9 +11,12 @@
 
 pub mod client;
 pub mod containerd;
+pub mod containerd_run;
 pub mod docker;
 pub mod error;
 pub mod kind;
+pub mod runtime_spec;
+pub mod sandbox;
 pub mod spec;
 pub mod types;
 
