@@ -397,3 +397,33 @@ impl Engine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn containerd_is_asked_for_and_its_absence_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("none.sock");
+        let e = Engine::connect_in(Some(EngineKind::Containerd), Some(&sock), "k8s.io")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("is containerd running"), "{e}");
+        let e = Engine::connect_in(Some(EngineKind::Containerd), Some(&sock), "a/b")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("bad containerd namespace"), "{e}");
+    }
+
+    #[test]
+    fn what_containerd_lacks_is_said() {
+        let e = unsupported("create a network", NO_NETWORKS);
+        assert!(
+            e.to_string()
+                .starts_with("containerd cannot create a network: "),
+            "{e}"
+        );
+        assert!(e.to_string().contains("loopback only"), "{e}");
+    }
+}

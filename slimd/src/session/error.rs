@@ -155,6 +155,7 @@ impl SessionError {
         use SessionError as E;
         match self {
             E::Engine(EngineError::ImageNotFound(_)) => FailureKind::ImageNotFound,
+            E::Engine(EngineError::Unsupported { .. }) => FailureKind::Usage,
             E::TargetIsOriginal(_)
             | E::BadSessionId(_)
             | E::NoProfile { .. }
