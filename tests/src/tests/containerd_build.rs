@@ -249,3 +249,52 @@ fn redis_with_exec_probes_on_containerd() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root, containerd and Docker (fixtures): cargo xtask test"]
+fn daemon_killed_mid_build_leaves_nothing_after_restart() -> Result<()> {
+    let c = Containerd::start("crash")?;
+    let mut d = daemon("ctd-crash", &c)?;
+    let tag = TestImage::StaticServer.ensure()?;
+    let name = import(&d, &c, tag)?;
+    let mut client = d.slim_spawn(&[
+        "--json",
+        "build",
+        &name,
+        "--tag",
+        "slimd-e2e/ctd-crash:slim",
+        "--force",
+        "--continue-after",
+        "signal",
+        "--detach",
+    ])?;
+    // Until the app runs in containerd.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let tasks = c.ctr(K8S_NAMESPACE, &["tasks", "ls", "-q"])?;
+        if !tasks.trim().is_empty() && !d.cgroups().is_empty() {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the session never started its container; log: {}",
+            crate::daemon::tail(&d.log())
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    d.kill_hard();
+    let _ = client.kill();
+    let _ = client.wait();
+    let containers = c.ctr(K8S_NAMESPACE, &["containers", "ls", "-q"])?;
+    ensure!(
+        !containers.trim().is_empty(),
+        "the crash left no container to clean? (test is wrong)"
+    );
+    d.spawn()?;
+    nothing_left(&d, &c)?;
+    println!(
+        "after the restart: container {} removed with its task, snapshot and files",
+        containers.trim()
+    );
+    Ok(())
+}
