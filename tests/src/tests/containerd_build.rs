@@ -298,3 +298,26 @@ fn daemon_killed_mid_build_leaves_nothing_after_restart() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+#[ignore = "needs root, containerd and Docker (fixtures): cargo xtask test"]
+fn compose_stack_is_refused_on_containerd() -> Result<()> {
+    let c = Containerd::start("compose")?;
+    let d = daemon("ctd-compose", &c)?;
+    let tag = TestImage::StaticServer.ensure()?;
+    let name = import(&d, &c, tag)?;
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("compose.yml");
+    std::fs::write(
+        &file,
+        format!("services:\n  web:\n    image: {name}\n    ports: [\"8080\"]\n"),
+    )?;
+    let out = d.slim(&["build", "--compose", &file.to_string_lossy()])?;
+    let err = failed_with(&out, 2)?;
+    ensure!(
+        err.contains("containerd cannot") && err.contains("Compose"),
+        "{err}"
+    );
+    println!("compose on containerd: {}", err.trim());
+    nothing_left(&d, &c)
+}
