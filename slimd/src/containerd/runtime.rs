@@ -4,8 +4,8 @@
 //! runc v2 shim) with their exec'd processes. Thin typed calls; what runs
 //! and how is the caller's (the runtime spec arrives as JSON).
 //!
-//! A task's output goes to files (`file://` stdio, which the shim writes),
-//! so no FIFO has to be read while it runs.
+//! A task's (and an exec'd process's) stdout and stderr are paths the shim
+//! opens for writing: FIFOs the caller made and reads.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -100,9 +100,9 @@ fn status_name(status: i32) -> &'static str {
     }
 }
 
-/// A `file://` stdio URI the shim writes to.
-fn file_uri(path: &Path) -> String {
-    format!("file://{}", path.display())
+/// A stdio path as the shim takes it (a FIFO, opened for writing).
+fn stdio(path: &Path) -> String {
+    path.display().to_string()
 }
 
 impl From<Container> for ContainerRecord {
@@ -255,7 +255,7 @@ impl Containerd {
     }
 
     /// Creates the container's task (runc creates the process, which waits
-    /// to be started) on `rootfs`, its output to two files; its pid.
+    /// to be started) on `rootfs`, its output to two FIFOs; its pid.
     pub async fn create_task(
         &self,
         id: &str,
@@ -267,8 +267,8 @@ impl Containerd {
             container_id: id.into(),
             rootfs,
             stdin: String::new(),
-            stdout: file_uri(stdout),
-            stderr: file_uri(stderr),
+            stdout: stdio(stdout),
+            stderr: stdio(stderr),
             terminal: false,
             checkpoint: None,
             options: None,
@@ -365,7 +365,7 @@ impl Containerd {
     }
 
     /// Adds process `exec_id` (its OCI process spec as JSON) to the
-    /// running task, its output to two files; it runs once started.
+    /// running task, its output to two FIFOs; it runs once started.
     pub async fn exec_process(
         &self,
         id: &str,
@@ -377,8 +377,8 @@ impl Containerd {
         let req = ExecProcessRequest {
             container_id: id.into(),
             stdin: String::new(),
-            stdout: file_uri(stdout),
-            stderr: file_uri(stderr),
+            stdout: stdio(stdout),
+            stderr: stdio(stderr),
             terminal: false,
             spec: Some(prost_types::Any {
                 type_url: PROCESS_TYPE.into(),

@@ -20,6 +20,7 @@ use super::error::{EngineError, Result};
 use super::runtime_spec::{self, Ids, Placement};
 use super::sandbox::Sandbox;
 use super::spec::{ContainerSpec, normalize_port};
+use super::stdio;
 use super::types::{ContainerInfo, ContainerState, ExecOutput, ExecRequest, Logs, push_bounded};
 
 /// What slimd holds for a container it created on containerd.
@@ -34,6 +35,14 @@ pub struct Live {
     passwd: String,
     group: String,
     cgroup_parent: Option<String>,
+    /// Ends the copies of the task's output into its log files.
+    logs_stop: tokio_util::sync::CancellationToken,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.logs_stop.cancel();
+    }
 }
 
 /// Numbers exec'd processes apart.
@@ -152,11 +161,22 @@ impl ContainerdEngine {
         ports.dedup();
 
         let dir = self.dir_of(&id);
-        if dir.exists() || self.live.lock().unwrap().contains_key(&id) {
+        let exists = self.live.lock().unwrap().contains_key(&id)
+            || match self.cd.container(&id).await {
+                Ok(_) => true,
+                Err(ContainerdError::ContainerNotFound { .. }) => false,
+                Err(e) => return Err(cerr("container create")(e)),
+            };
+        if exists {
             return Err(EngineError::Containerd {
                 op: "container create",
                 source: ContainerdError::ContainerExists { id },
             });
+        }
+        if dir.exists() {
+            // Files of a container of that name that is gone (a daemon
+            // that died before removing them).
+            std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
         }
         std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let made = self
@@ -284,6 +304,7 @@ impl ContainerdEngine {
                 passwd,
                 group,
                 cgroup_parent: spec.cgroup_parent.clone(),
+                logs_stop: Default::default(),
             })
         }
         .await;
@@ -300,11 +321,25 @@ impl ContainerdEngine {
             .await
             .map_err(about("container start", id))?;
         let dir = self.dir_of(id);
-        if !self.live.lock().unwrap().contains_key(id) {
+        let Some(logs_stop) = self
+            .live
+            .lock()
+            .unwrap()
+            .get(id)
+            .map(|l| l.logs_stop.clone())
+        else {
             return Err(EngineError::InvalidSpec {
                 what: "container start",
                 why: format!("{id} was not created by this daemon (its network is gone)"),
             });
+        };
+        let (out_fifo, err_fifo) = (dir.join("stdout.fifo"), dir.join("stderr.fifo"));
+        for (fifo, log) in [(&out_fifo, "stdout.log"), (&err_fifo, "stderr.log")] {
+            if !fifo.exists() {
+                stdio::make_fifo(fifo).map_err(io_err("make the FIFO", fifo))?;
+                stdio::copy_to_file(fifo, &dir.join(log), logs_stop.clone())
+                    .map_err(io_err("read the FIFO", fifo))?;
+            }
         }
         let mounts = self
             .cd
@@ -312,7 +347,7 @@ impl ContainerdEngine {
             .await
             .map_err(cerr("container start"))?;
         self.cd
-            .create_task(id, mounts, &dir.join("stdout.log"), &dir.join("stderr.log"))
+            .create_task(id, mounts, &out_fifo, &err_fifo)
             .await
             .map_err(about("container start", id))?;
         if let Err(e) = self.cd.start_task(id, "").await {
@@ -609,11 +644,32 @@ impl ContainerdEngine {
             dir.join(format!("{exec_id}.out")),
             dir.join(format!("{exec_id}.err")),
         );
+        let drained = tokio_util::sync::CancellationToken::new();
+        let mut readers = Vec::new();
+        for fifo in [&out_path, &err_path] {
+            let made = stdio::make_fifo(fifo)
+                .and_then(|()| stdio::collect(fifo, req.max_output, drained.clone()));
+            match made {
+                Ok(h) => readers.push(h),
+                Err(e) => {
+                    drained.cancel();
+                    let _ = std::fs::remove_file(&out_path);
+                    let _ = std::fs::remove_file(&err_path);
+                    return Err(io_err("make the FIFO", fifo)(e));
+                }
+            }
+        }
         let map = about("exec", id);
-        self.cd
+        if let Err(e) = self
+            .cd
             .exec_process(id, &exec_id, json, &out_path, &err_path)
             .await
-            .map_err(&map)?;
+        {
+            drained.cancel();
+            let _ = std::fs::remove_file(&out_path);
+            let _ = std::fs::remove_file(&err_path);
+            return Err(map(e));
+        }
         let mut out = ExecOutput::default();
         let run = async {
             self.cd.start_task(id, &exec_id).await?;
@@ -621,8 +677,26 @@ impl ContainerdEngine {
         };
         match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), run).await {
             Ok(Ok(code)) => out.exit_code = Some(i64::from(code)),
+            // runc could not exec the command: the shell's codes, as
+            // Docker reports them (127 not found, 126 not executable).
+            Ok(Err(ContainerdError::Call { source, .. }))
+                if source.code() != containerd_client::tonic::Code::NotFound =>
+            {
+                let message = source.message().to_string();
+                let lower = message.to_ascii_lowercase();
+                out.exit_code = Some(
+                    if lower.contains("not found") || lower.contains("no such file") {
+                        127
+                    } else {
+                        126
+                    },
+                );
+                out.stderr.extend_from_slice(message.as_bytes());
+                out.stderr.push(b'\n');
+            }
             Ok(Err(e)) => {
                 let _ = self.cd.delete_process(id, &exec_id).await;
+                drained.cancel();
                 let _ = std::fs::remove_file(&out_path);
                 let _ = std::fs::remove_file(&err_path);
                 return Err(map(e));
@@ -635,9 +709,20 @@ impl ContainerdEngine {
                         .await;
             }
         }
+        // Deleting the process waits for the shim's copies of its output.
         let _ = self.cd.delete_process(id, &exec_id).await;
-        out.truncated |= read_bounded(&out_path, &mut out.stdout, req.max_output);
-        out.truncated |= read_bounded(&err_path, &mut out.stderr, req.max_output);
+        drained.cancel();
+        let mut streams = Vec::new();
+        for r in readers {
+            streams.push(r.await.unwrap_or_default());
+        }
+        if let [(stdout, cut_out), (stderr, cut_err)] = streams.as_slice() {
+            out.stdout = stdout.clone();
+            // What runc said when it could not exec comes after.
+            let said = std::mem::take(&mut out.stderr);
+            out.stderr = stderr.iter().copied().chain(said).collect();
+            out.truncated |= cut_out | cut_err;
+        }
         let _ = std::fs::remove_file(&out_path);
         let _ = std::fs::remove_file(&err_path);
         Ok(out)

@@ -18,6 +18,7 @@ pub mod kind;
 pub mod runtime_spec;
 pub mod sandbox;
 pub mod spec;
+pub mod stdio;
 pub mod types;
 
 pub use client::{DEFAULT_SOCKET, Engine};

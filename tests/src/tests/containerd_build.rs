@@ -321,3 +321,165 @@ fn compose_stack_is_refused_on_containerd() -> Result<()> {
     println!("compose on containerd: {}", err.trim());
     nothing_left(&d, &c)
 }
+
+/// The engine interface on containerd, call by call, as
+/// `tests::engine_docker::` checks it on Docker.
+#[test]
+#[ignore = "needs root, containerd and Docker (fixtures): cargo xtask test"]
+fn engine_calls_on_containerd_match_docker() -> Result<()> {
+    use slimd::engine::{ContainerSpec, Engine, EngineError, EngineKind, ExecRequest};
+    use std::time::{Duration, Instant};
+
+    let c = Containerd::start("engine")?;
+    let d = daemon("ctd-engine", &c)?;
+    let tag = TestImage::ShellEntrypoint.ensure()?;
+    let name = import(&d, &c, tag)?;
+    let socket = c.socket.clone();
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let engine =
+            Engine::connect_in(Some(EngineKind::Containerd), Some(&socket), K8S_NAMESPACE).await?;
+        assert_eq!(engine.kind(), EngineKind::Containerd);
+        let v = engine.version().await?;
+        assert!(v.version.starts_with("1."), "{v:?}");
+
+        // Images: by short name, full name, id and id prefix.
+        let info = engine.inspect_image(tag).await?;
+        assert!(info.id.starts_with("sha256:"), "{info:?}");
+        assert_eq!(info.repo_tags, vec![tag.to_string()]);
+        assert_eq!(info.config.exposed_ports, vec!["8080/tcp".to_string()]);
+        assert_eq!(info.config.stop_signal.as_deref(), Some("SIGKILL"));
+        assert!(info.size > 0);
+        assert_eq!(engine.inspect_image(&name).await?.id, info.id);
+        assert_eq!(engine.inspect_image(&info.id).await?.id, info.id);
+        assert_eq!(engine.inspect_image(&info.id[7..19]).await?.id, info.id);
+        assert!(matches!(
+            engine
+                .inspect_image("slimd-test/does-not-exist:never")
+                .await,
+            Err(EngineError::ImageNotFound(_))
+        ));
+        let labelled = engine
+            .list_images_by_label(crate::INPUTS_LABEL, None)
+            .await?;
+        assert_eq!(labelled, vec![info.id.clone()]);
+
+        // Tag, remove by name (an id is refused), export and load back.
+        engine.tag_image(tag, "slimd-e2e/ctd-tagged", "1").await?;
+        let tagged = engine.inspect_image("slimd-e2e/ctd-tagged:1").await?;
+        assert_eq!(tagged.id, info.id);
+        assert!(
+            tagged
+                .repo_tags
+                .contains(&"slimd-e2e/ctd-tagged:1".to_string())
+        );
+        assert!(matches!(
+            engine.remove_image(&info.id, true).await,
+            Err(EngineError::InvalidSpec { .. })
+        ));
+        let archive = d.dir.join("ctd-export.tar");
+        let size = engine
+            .export_image_to_file("slimd-e2e/ctd-tagged:1", &archive)
+            .await?;
+        assert!(size > 0);
+        engine.remove_image("slimd-e2e/ctd-tagged:1", false).await?;
+        assert!(!engine.tag_exists("slimd-e2e/ctd-tagged:1").await?);
+        let loaded = engine.load_image_file(&archive).await?;
+        assert!(
+            loaded.iter().any(|m| m.contains("slimd-e2e/ctd-tagged:1")),
+            "{loaded:?}"
+        );
+        assert_eq!(
+            engine.inspect_image("slimd-e2e/ctd-tagged:1").await?.id,
+            info.id
+        );
+        engine.remove_image("slimd-e2e/ctd-tagged:1", false).await?;
+        let _ = std::fs::remove_file(&archive);
+
+        // A container: ports forwarded, exec, logs, stop, remove.
+        let spec = ContainerSpec {
+            name: Some("slimd-e2e-engine".into()),
+            labels: [("slimd.session".to_string(), "test-ctd-engine".to_string())].into(),
+            publish: vec!["8080".into()],
+            ..ContainerSpec::new(tag)
+        };
+        let id = engine.create_container(&spec).await?;
+        let result = async {
+            let found = engine
+                .list_containers_by_label("slimd.session", Some("test-ctd-engine"))
+                .await?;
+            ensure!(found == vec![id.clone()], "{found:?}");
+            engine.start(&id).await?;
+            let ci = engine.inspect_container(&id).await?;
+            ensure!(ci.state.running && ci.state.pid.unwrap_or(0) > 0, "{ci:?}");
+            ensure!(ci.netns.is_some(), "{ci:?}");
+            let host_port = ci.host_port("8080").expect("8080 forwarded");
+            tokio::task::spawn_blocking(move || {
+                crate::http_get(host_port, "/", Duration::from_secs(30))
+            })
+            .await??;
+
+            let deadline = || Instant::now() + Duration::from_secs(20);
+            let out = engine
+                .exec(
+                    &id,
+                    &ExecRequest::new(vec!["cat".into(), "/etc/app/app.env".into()]),
+                    deadline(),
+                )
+                .await?;
+            ensure!(out.exit_code == Some(0), "{out:?}");
+            ensure!(String::from_utf8_lossy(&out.stdout).contains("PORT=8080"));
+            let mut req =
+                ExecRequest::new(vec!["sh".into(), "-c".into(), "echo $X >&2; exit 7".into()]);
+            req.env = vec!["X=from-exec".into()];
+            let out = engine.exec(&id, &req, deadline()).await?;
+            ensure!(out.exit_code == Some(7), "{out:?}");
+            ensure!(out.stderr == b"from-exec\n", "{out:?}");
+            let out = engine
+                .exec(
+                    &id,
+                    &ExecRequest::new(vec!["/no/such/binary".into()]),
+                    deadline(),
+                )
+                .await?;
+            ensure!(matches!(out.exit_code, Some(126 | 127)), "{out:?}");
+            let out = engine
+                .exec(
+                    &id,
+                    &ExecRequest::new(vec!["sleep".into(), "30".into()]),
+                    Instant::now() + Duration::from_millis(500),
+                )
+                .await?;
+            ensure!(out.timed_out && out.exit_code.is_none(), "{out:?}");
+
+            let logs = engine.logs(&id, 1 << 20).await?;
+            ensure!(
+                String::from_utf8_lossy(&logs.stdout)
+                    .contains("entrypoint: serving /run/www on port 8080"),
+                "{logs:?}"
+            );
+            let early = engine
+                .wait_exit(&id, Instant::now() + Duration::from_millis(200))
+                .await?;
+            ensure!(early.is_none(), "exited: {early:?}");
+            engine.stop(&id, None, Duration::from_secs(5)).await?;
+            let code = engine.wait_exit(&id, deadline()).await?;
+            ensure!(code == Some(137), "STOPSIGNAL SIGKILL: {code:?}");
+            ensure!(!engine.inspect_container(&id).await?.state.running);
+            engine.stop(&id, None, Duration::from_secs(1)).await?;
+            ensure!(matches!(
+                engine.kill(&id, "SIGKILL").await,
+                Err(EngineError::ContainerNotRunning(_))
+            ));
+            Ok::<_, anyhow::Error>(())
+        }
+        .await;
+        engine.remove(&id, true).await?;
+        result?;
+        assert!(matches!(
+            engine.inspect_container(&id).await,
+            Err(EngineError::ContainerNotFound(_))
+        ));
+        Ok::<_, anyhow::Error>(())
+    })?;
+    nothing_left(&d, &c)
+}
