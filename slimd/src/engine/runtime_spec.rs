@@ -289,10 +289,11 @@ pub fn runtime_spec(
                 })?)
             }
             _ => {
-                return Err(invalid(
-                    "security option",
-                    format!("{opt:?}: containerd builds take seccomp= and no-new-privileges only"),
-                ));
+                return Err(EngineError::Unsupported {
+                    op: "apply this security option",
+                    engine: "containerd",
+                    why: "containerd builds take seccomp= and no-new-privileges only",
+                });
             }
         }
     }
@@ -507,6 +508,9 @@ mod tests {
             security_opts: vec!["apparmor=x".into()],
             ..Default::default()
         };
-        assert!(runtime_spec(&image(), &bad, &Ids::default(), &place).is_err());
+        assert!(matches!(
+            runtime_spec(&image(), &bad, &Ids::default(), &place),
+            Err(EngineError::Unsupported { .. })
+        ));
     }
 }
