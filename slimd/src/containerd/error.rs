@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum ContainerdError {
     /// No socket at the path (containerd not running, or another path).
     #[error(
-        "no containerd socket at {path}: is containerd running? (give its socket with --containerd PATH)"
+        "no containerd socket at {path}: is containerd running? (name its socket with `slim ... --containerd PATH`, or `slimd serve --engine containerd --engine-socket PATH`)"
     )]
     SocketMissing { path: PathBuf },
     /// The socket is there but the connection failed.
