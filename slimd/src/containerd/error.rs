@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum ContainerdError {
     /// No socket at the path (containerd not running, or another path).
     #[error(
-        "no containerd socket at {path}: is containerd running? (give its socket with --containerd PATH)"
+        "no containerd socket at {path}: is containerd running? (name its socket with `slim ... --containerd PATH`, or `slimd serve --engine containerd --engine-socket PATH`)"
     )]
     SocketMissing { path: PathBuf },
     /// The socket is there but the connection failed.
@@ -33,6 +33,15 @@ pub enum ContainerdError {
         "image {name} already exists in containerd namespace {namespace}; give --force to replace it"
     )]
     ImageExists { name: String, namespace: String },
+    /// No container record (or task) of that id.
+    #[error("no container {id} in containerd")]
+    ContainerNotFound { id: String },
+    /// A container record of that id exists already.
+    #[error("container {id} already exists in containerd")]
+    ContainerExists { id: String },
+    /// The container's task (or process) is not running.
+    #[error("container {id} is not running")]
+    NotRunning { id: String },
     /// A namespace name containerd would refuse.
     #[error(
         "bad containerd namespace {0:?}: letters, digits, '.', '_' and '-' only, starting with a letter or digit"

@@ -5,13 +5,19 @@
 //! one kubelet uses); writes run under a lease so containerd's garbage
 //! collector cannot take a blob before the image that holds it exists.
 //!
+//! Containers run through it too ([`runtime`]: container records, their
+//! snapshots, tasks and exec'd processes), for the engine's containerd side.
+//!
 //! This room speaks containerd only; it reads and writes images as bytes
 //! and leaves their contents to [`crate::image`]. It never shells out to
 //! `ctr`.
 
+pub mod archive;
+pub mod catalog;
 pub mod error;
 pub mod layout;
 pub mod read;
+pub mod runtime;
 pub mod unpack;
 pub mod write;
 

@@ -113,7 +113,9 @@ impl Containerd {
         result
     }
 
-    async fn create_lease(&self) -> Result<String> {
+    /// A lease (expiring by itself after an hour) that keeps what is made
+    /// under it from the garbage collector until it is deleted.
+    pub(crate) async fn create_lease(&self) -> Result<String> {
         use containerd_client::services::v1::CreateRequest;
         let id = format!(
             "slimd-load-{}-{}",
@@ -133,7 +135,7 @@ impl Containerd {
         Ok(id)
     }
 
-    async fn delete_lease(&self, id: &str) {
+    pub(crate) async fn delete_lease(&self, id: &str) {
         use containerd_client::services::v1::DeleteRequest;
         let req = DeleteRequest {
             id: id.into(),

@@ -155,6 +155,7 @@ impl SessionError {
         use SessionError as E;
         match self {
             E::Engine(EngineError::ImageNotFound(_)) => FailureKind::ImageNotFound,
+            E::Engine(EngineError::Unsupported { .. }) => FailureKind::Usage,
             E::TargetIsOriginal(_)
             | E::BadSessionId(_)
             | E::NoProfile { .. }
@@ -207,6 +208,12 @@ mod tests {
             SessionError::TagExists("a.slim:latest".into()).kind(),
             FailureKind::TagExists
         );
+        let unsupported = EngineError::Unsupported {
+            op: "join a named network",
+            engine: "containerd",
+            why: "loopback only",
+        };
+        assert_eq!(SessionError::Engine(unsupported).kind(), FailureKind::Usage);
         let e = SessionError::NotReady {
             source: ProbeError::ContainerExited {
                 code: 3,

@@ -60,6 +60,7 @@ impl StackError {
         match self {
             StackError::Compose(_) => FailureKind::Usage,
             StackError::Engine(EngineError::ImageNotFound(_)) => FailureKind::ImageNotFound,
+            StackError::Engine(EngineError::Unsupported { .. }) => FailureKind::Usage,
             StackError::Service { source, .. } => source.kind(),
             StackError::Start { .. } | StackError::Dependency { .. } => FailureKind::App,
             StackError::Verify { .. } => FailureKind::Verify,
@@ -89,5 +90,11 @@ mod tests {
             StackError::Verify { mismatches: vec![] }.kind(),
             FailureKind::Verify
         );
+        let e = StackError::Engine(EngineError::Unsupported {
+            op: "create a network",
+            engine: "containerd",
+            why: "no CNI",
+        });
+        assert_eq!(e.kind(), FailureKind::Usage);
     }
 }
