@@ -37,8 +37,23 @@ pub fn ensure_engine() -> Result<()> {
     cmd.stdout(log.try_clone()?)
         .stderr(log)
         .stdin(Stdio::null())
-        // Its own session: it outlives this command, like a service would.
-        .process_group(0);
+        // Its own session: it outlives this command, like a service would,
+        // so it keeps nothing of ours: not the checkout as its working
+        // directory (a clone may be removed), not our descriptors (a lock
+        // a caller holds, e.g. `flock LOCK cargo xtask test`, would stay
+        // held for dockerd's life).
+        .process_group(0)
+        .current_dir("/");
+    // SAFETY: close_range(2) is async-signal-safe and takes no pointers.
+    unsafe {
+        cmd.pre_exec(|| {
+            unsafe extern "C" {
+                fn close_range(first: u32, last: u32, flags: i32) -> i32;
+            }
+            close_range(3, u32::MAX, 0);
+            Ok(())
+        });
+    }
     cmd.spawn()
         .context("cannot start dockerd (is docker.io installed? `cargo xtask setup`)")?;
     let deadline = Instant::now() + Duration::from_secs(60);
