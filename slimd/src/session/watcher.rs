@@ -31,13 +31,30 @@ use crate::{
 /// Default cgroup2 prefixes of the runtimes' containers: Docker with the
 /// cgroupfs driver, and with the systemd driver; rootful Podman with the
 /// cgroupfs manager (`/libpod_parent/libpod-<id>`) and the systemd one
-/// (`/machine.slice/libpod-<id>.scope`).
+/// (`/machine.slice/libpod-<id>.scope`); kubelet's pods with its cgroupfs
+/// driver (`/kubepods/<qos>/pod<uid>/<id>`, guaranteed pods
+/// `/kubepods/pod<uid>/<id>`) and its systemd driver
+/// (`/kubepods.slice/…/kubepods-<qos>-pod<uid>.slice/cri-containerd-<id>.scope`).
+/// The kube prefixes also match the QoS and pod cgroups: those have no
+/// container id and are dropped at once.
 pub const DEFAULT_PREFIXES: &[&str] = &[
     "/docker/",
     "/system.slice/docker-",
     "/libpod_parent/libpod-",
     "/machine.slice/libpod-",
+    "/kubepods/",
+    "/kubepods.slice/",
 ];
+
+// The kernel side holds a fixed number of prefixes of bounded length.
+const _: () = {
+    assert!(DEFAULT_PREFIXES.len() <= slimd_common::WATCH_PREFIXES as usize);
+    let mut i = 0;
+    while i < DEFAULT_PREFIXES.len() {
+        assert!(DEFAULT_PREFIXES[i].len() <= slimd_common::WATCH_PREFIX_LEN);
+        i += 1;
+    }
+};
 
 /// Default label (or pod annotation, as cri-dockerd copies it) that asks for
 /// a profile.
@@ -45,12 +62,13 @@ pub const DEFAULT_LABEL: &str = "slimd.dev/profile=true";
 
 /// The container id in a runtime cgroup path (`/docker/<id>`,
 /// `/system.slice/docker-<id>.scope`, `/libpod_parent/libpod-<id>`,
-/// `/kubepods/.../<id>`).
+/// `/kubepods/.../<id>`, `/kubepods.slice/.../cri-containerd-<id>.scope`).
+/// A pod or QoS cgroup has none.
 pub fn container_id(path: &str) -> Option<&str> {
     let last = path.trim_end_matches('/').rsplit('/').next()?;
-    let last = last
-        .strip_prefix("docker-")
-        .or_else(|| last.strip_prefix("libpod-"))
+    let last = ["docker-", "libpod-", "cri-containerd-"]
+        .iter()
+        .find_map(|p| last.strip_prefix(p))
         .unwrap_or(last);
     let last = last.strip_suffix(".scope").unwrap_or(last);
     (last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit())).then_some(last)
@@ -342,8 +360,53 @@ mod tests {
             Some(id.as_str())
         );
         assert_eq!(container_id("/libpod_parent/conmon"), None);
+        // kubelet's layouts: containers have ids, pods and QoS classes none.
+        assert_eq!(
+            container_id(&format!("/kubepods/pod0b1c-22/{id}")),
+            Some(id.as_str())
+        );
+        let slice =
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b1c_22.slice";
+        assert_eq!(
+            container_id(&format!("{slice}/cri-containerd-{id}.scope")),
+            Some(id.as_str())
+        );
+        for pod_level in [
+            "/kubepods/besteffort",
+            "/kubepods/burstable/pod0b1c-22",
+            "/kubepods/pod0b1c-22",
+            "/kubepods.slice/kubepods-burstable.slice",
+            slice,
+        ] {
+            assert_eq!(container_id(pod_level), None, "{pod_level}");
+        }
         assert_eq!(container_id("/docker/notanid"), None);
         assert_eq!(container_id("/docker"), None);
+    }
+
+    #[test]
+    fn kube_layouts_are_watched() {
+        let id = "b".repeat(64);
+        let watched = |p: &str| DEFAULT_PREFIXES.iter().any(|w| p.starts_with(w));
+        for p in [
+            format!("/kubepods/besteffort/pod0b1c-22/{id}"),
+            format!("/kubepods/pod0b1c-22/{id}"),
+            format!(
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b1c_22.slice/cri-containerd-{id}.scope"
+            ),
+            format!("/kubepods.slice/kubepods-pod0b1c_22.slice/cri-containerd-{id}.scope"),
+        ] {
+            assert!(watched(&p), "{p}");
+        }
+        // The roots themselves, and look-alikes, are not.
+        for p in [
+            "/kubepods",
+            "/kubepods.slice",
+            "/kubepodsx/a",
+            "/system.slice/containerd.service",
+        ] {
+            assert!(!watched(p), "{p}");
+        }
     }
 
     #[test]
