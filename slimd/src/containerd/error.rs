@@ -33,6 +33,10 @@ pub enum ContainerdError {
         "image {name} already exists in containerd namespace {namespace}; give --force to replace it"
     )]
     ImageExists { name: String, namespace: String },
+    /// The CRI knows no container of that id: another runtime's, a pod's
+    /// sandbox (pause) container, or one that is gone.
+    #[error("{id} is not a CRI container{}", if *.pod_sandbox { " (it is a pod sandbox)" } else { "" })]
+    NotCriContainer { id: String, pod_sandbox: bool },
     /// A namespace name containerd would refuse.
     #[error(
         "bad containerd namespace {0:?}: letters, digits, '.', '_' and '-' only, starting with a letter or digit"

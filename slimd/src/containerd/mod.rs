@@ -5,10 +5,14 @@
 //! one kubelet uses); writes run under a lease so containerd's garbage
 //! collector cannot take a blob before the image that holds it exists.
 //!
+//! [`cri`] reads what kubelet asked for a container through the
+//! Kubernetes CRI on the same socket (watch mode on a node).
+//!
 //! This room speaks containerd only; it reads and writes images as bytes
 //! and leaves their contents to [`crate::image`]. It never shells out to
 //! `ctr`.
 
+pub mod cri;
 pub mod error;
 pub mod layout;
 pub mod read;
