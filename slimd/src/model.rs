@@ -236,6 +236,31 @@ pub struct SessionInfo {
     /// recorded, read as root's).
     #[serde(default)]
     pub owner: Option<u32>,
+    /// A watch session of a Kubernetes pod's container: which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
+}
+
+/// The Kubernetes pod and container a watch session profiles (read
+/// through the CRI on a containerd node).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// The container's name in the pod spec.
+    pub container: String,
+}
+
+impl std::fmt::Display for PodRef {
+    /// `namespace/name container NAME`, as `kubectl` users name them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pod {}/{} container {}",
+            self.namespace, self.name, self.container
+        )
+    }
 }
 
 /// `GET /v1/status`.

@@ -20,6 +20,7 @@ pub(crate) mod host_commands;
 pub mod mounts;
 pub(crate) mod run;
 pub(crate) mod verify;
+mod watch_cri;
 pub mod watcher;
 
 pub use error::SessionError;
@@ -148,6 +149,7 @@ impl SessionHandle {
                 target: None,
                 message: None,
                 owner: Some(owner),
+                pod: None,
             }),
             id,
             detach: req.detach,

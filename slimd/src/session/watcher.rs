@@ -123,6 +123,10 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
         tracer.reject(c.id);
         return;
     };
+    if daemon.config.engine == Some(crate::engine::EngineKind::Containerd) {
+        let cid = cid.to_string();
+        return super::watch_cri::decide(daemon.clone(), c, cid, &label).await;
+    }
     let engine = match daemon.engine().await {
         Ok(e) => e,
         Err(e) => {
@@ -155,9 +159,44 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
         .unwrap_or_else(|| container.image.clone());
     let mut container = container;
     container.image = image_name;
+    let Some((handle, trace)) = adopt(&daemon, &c, &container.image, None) else {
+        return;
+    };
+    tracing::info!(session = %handle.id, container = %container.name, image = %container.image, "watch: profiling");
+    let exited = {
+        let daemon = daemon.clone();
+        let id = container.id.clone();
+        async move {
+            match daemon.engine().await {
+                Ok(e) => {
+                    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                    let _ = e.wait_exit(&id, far).await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let watched = Watched {
+        name: container.name,
+        image: container.image,
+        pod: None,
+    };
+    profile_container(daemon, handle, trace, watched, exited).await;
+}
+
+/// Registers a watch session for the new cgroup `c` and adopts the cgroup
+/// (its events so far are delivered first); on failure, or once shutdown
+/// has begun, the cgroup is dropped and `None` returned.
+pub(super) fn adopt(
+    daemon: &Arc<Daemon>,
+    c: &NewCgroup,
+    image: &str,
+    pod: Option<&crate::model::PodRef>,
+) -> Option<(Arc<SessionHandle>, crate::tracer::TraceSession)> {
+    let tracer = daemon.tracer().ok()?;
     let req = SessionRequest {
         kind: SessionKind::Watch,
-        image: container.image.clone(),
+        image: image.to_string(),
         detach: true,
         ..Default::default()
     };
@@ -166,36 +205,50 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
         Err(e) => {
             tracing::warn!("watch: {}", e.message);
             tracer.reject(c.id);
-            return;
+            return None;
         }
     };
+    if let Some(pod) = pod {
+        let mut info = handle.info();
+        info.pod = Some(pod.clone());
+        handle.set_info(info);
+    }
     // Never adopt once shutdown has begun: the check and the adoption are
     // one step, so shutdown sees either no adopted cgroup or a session it
     // owns and cancels.
-    let adopted = daemon.unless_shutting_down(|| tracer.adopt(&c, &handle.id));
-    let trace = match adopted {
+    match daemon.unless_shutting_down(|| tracer.adopt(c, &handle.id)) {
         None => {
             tracer.reject(c.id);
             daemon.unregister(&handle);
-            return;
+            None
         }
-        Some(Ok(t)) => t,
+        Some(Ok(t)) => Some((handle, t)),
         Some(Err(e)) => {
             tracing::warn!("watch: cannot adopt {}: {e}", c.path);
             tracer.reject(c.id);
             daemon.unregister(&handle);
-            return;
+            None
         }
-    };
-    tracing::info!(session = %handle.id, container = %container.name, image = %container.image, "watch: profiling");
-    profile_container(daemon, handle, trace, container).await;
+    }
 }
 
-async fn profile_container(
+/// The container a watch session follows, as its runtime names it.
+pub(super) struct Watched {
+    pub name: String,
+    /// The image as people name it (a tag where it has one).
+    pub image: String,
+    /// The Kubernetes pod and container, on a CRI node.
+    pub pod: Option<crate::model::PodRef>,
+}
+
+/// Follows an adopted container until `exited` (or a cancel), then writes
+/// its profile.
+pub(super) async fn profile_container(
     daemon: Arc<Daemon>,
     handle: Arc<SessionHandle>,
     mut trace: crate::tracer::TraceSession,
-    container: crate::engine::ContainerInfo,
+    container: Watched,
+    exited: impl std::future::Future<Output = ()>,
 ) {
     let dir = daemon.session_dir(&handle.id);
     let scratch = daemon.scratch_dir(&handle.id);
@@ -213,29 +266,24 @@ async fn profile_container(
         id: handle.id.clone(),
         kind: SessionKind::Watch,
         image: container.image.clone(),
+        pod: container.pod.clone(),
         started: unix_now(),
         ..Default::default()
     };
     handle.emit(Progress::Note {
-        message: format!(
-            "profiling container {} ({})",
-            container.name, container.image
-        ),
+        message: match &container.pod {
+            Some(pod) => format!("profiling {pod} ({})", container.image),
+            None => format!(
+                "profiling container {} ({})",
+                container.name, container.image
+            ),
+        },
     });
     handle.emit(Progress::PhaseStarted {
         phase: Phase::Probe,
     });
     let t = Instant::now();
     // The app runs as long as its owner wants: wait for its exit, or a cancel.
-    let exited = async {
-        match daemon.engine().await {
-            Ok(e) => {
-                let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                let _ = e.wait_exit(&container.id, far).await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
     tokio::select! {
         _ = exited => {}
         _ = handle.cancel.cancelled() => {}
