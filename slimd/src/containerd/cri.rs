@@ -91,6 +91,13 @@ impl Cri {
         Ok(c.cri())
     }
 
+    /// The generated runtime-service client on this connection, for CRI
+    /// calls this module does not wrap (the end-to-end tests act as
+    /// kubelet with it).
+    pub fn client(&self) -> RuntimeServiceClient<Channel> {
+        self.client.clone()
+    }
+
     /// CRI `Version`: fails with a call error where the CRI plugin is off.
     pub async fn version(&self) -> Result<CriVersion> {
         let v = self
