@@ -12,6 +12,8 @@
 //! and leaves their contents to [`crate::image`]. It never shells out to
 //! `ctr`.
 
+pub mod archive;
+pub mod catalog;
 pub mod cri;
 pub mod error;
 pub mod layout;

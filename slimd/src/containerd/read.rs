@@ -25,6 +25,23 @@ pub struct ImageRecord {
     pub labels: std::collections::BTreeMap<String, String>,
 }
 
+impl From<containerd_client::services::v1::Image> for ImageRecord {
+    fn from(image: containerd_client::services::v1::Image) -> Self {
+        let target = image.target.unwrap_or_default();
+        ImageRecord {
+            name: image.name,
+            target: Descriptor {
+                media_type: target.media_type,
+                digest: target.digest,
+                size: u64::try_from(target.size).unwrap_or(0),
+                annotations: None,
+                platform: None,
+            },
+            labels: image.labels.into_iter().collect(),
+        }
+    }
+}
+
 impl Containerd {
     /// The image record `name`, or [`ContainerdError::ImageNotFound`].
     pub async fn image(&self, name: &str) -> Result<Option<ImageRecord>> {
@@ -36,19 +53,7 @@ impl Containerd {
             Err(s) if s.code() == containerd_client::tonic::Code::NotFound => return Ok(None),
             Err(s) => return Err(ContainerdError::call("images get")(s)),
         };
-        let Some(image) = image else { return Ok(None) };
-        let target = image.target.unwrap_or_default();
-        Ok(Some(ImageRecord {
-            name: image.name,
-            target: Descriptor {
-                media_type: target.media_type,
-                digest: target.digest,
-                size: u64::try_from(target.size).unwrap_or(0),
-                annotations: None,
-                platform: None,
-            },
-            labels: image.labels.into_iter().collect(),
-        }))
+        Ok(image.map(ImageRecord::from))
     }
 
     /// A whole blob in memory, for index and manifest documents (refused
@@ -91,12 +96,22 @@ impl Containerd {
                 name: name.into(),
                 namespace: self.namespace().into(),
             })?;
-        let mut target = record.target;
+        let (manifest, bytes) = self.platform_manifest(name, record.target).await?;
+        LayoutPlan::new(name, manifest, bytes)
+    }
+
+    /// This platform's manifest of the image `name` whose record points at
+    /// `target` (an index is followed), with its bytes.
+    pub async fn platform_manifest(
+        &self,
+        name: &str,
+        mut target: Descriptor,
+    ) -> Result<(Descriptor, Bytes)> {
         // An index may hold an index; two levels are plenty.
         for _ in 0..3 {
             if layout::is_manifest(&target.media_type) {
                 let bytes = self.read_document(&target).await?;
-                return LayoutPlan::new(name, target, bytes);
+                return Ok((target, bytes));
             }
             if !layout::is_index(&target.media_type) {
                 break;

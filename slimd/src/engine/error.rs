@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-/// What went wrong while talking to the container engine (Docker, or
-/// Podman through its Docker-compatible API).
+/// What went wrong while talking to the container engine (Docker, Podman
+/// through its Docker-compatible API, or containerd).
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The socket is missing or nothing answers on it.
@@ -59,12 +59,22 @@ pub enum EngineError {
         driver: String,
         hint: &'static str,
     },
+    /// A call to containerd failed (the engine is containerd).
+    #[error("{op}: {source}")]
+    Containerd {
+        op: &'static str,
+        #[source]
+        source: crate::containerd::ContainerdError,
+    },
+    /// The engine has no such operation (containerd has no networks or
+    /// volumes of its own).
+    #[error("{engine} cannot {op}: {why}")]
+    Unsupported {
+        op: &'static str,
+        engine: &'static str,
+        why: &'static str,
+    },
     /// A wall-clock limit ran out before the engine answered.
-    #[error(
-        "containerd runs no build containers yet: `slim xray --containerd` and `slim load --containerd` read and write its images; builds need Docker or Podman"
-    )]
-    ContainerdRuntime,
-
     #[error("{op} did not finish within {secs:.1}s")]
     Timeout { op: &'static str, secs: f64 },
     /// A container spec slimd cannot express to the engine.

@@ -281,7 +281,12 @@ impl Daemon {
             ),
             Err(e) => tracing::error!("tracer unavailable: {e}"),
         }
-        let engine = match Engine::connect_to(config.engine, config.engine_socket.as_deref()).await
+        let engine = match Engine::connect_in(
+            config.engine,
+            config.engine_socket.as_deref(),
+            &config.containerd_namespace,
+        )
+        .await
         {
             Ok(e) => Some(e),
             Err(e) => {
@@ -317,15 +322,19 @@ impl Daemon {
         if let Some(e) = g.as_ref() {
             return Ok(e.clone());
         }
-        let e = Engine::connect_to(self.config.engine, self.config.engine_socket.as_deref())
-            .await
-            .inspect_err(|_| {
-                if Path::new(CONTAINERD_SOCKET).exists() {
-                    tracing::warn!(
-                        "containerd answers at {CONTAINERD_SOCKET}, but slimd drives containers through the Docker engine API only (Docker or Podman; containerd/CRI is not supported yet): run dockerd or `podman system service`, or point --engine-socket at it"
-                    );
-                }
-            })?;
+        let e = Engine::connect_in(
+            self.config.engine,
+            self.config.engine_socket.as_deref(),
+            &self.config.containerd_namespace,
+        )
+        .await
+        .inspect_err(|_| {
+            if self.config.engine.is_none() && Path::new(CONTAINERD_SOCKET).exists() {
+                tracing::warn!(
+                    "containerd answers at {CONTAINERD_SOCKET}: to build through it, start slimd with --engine containerd"
+                );
+            }
+        })?;
         *g = Some(e.clone());
         Ok(e)
     }
