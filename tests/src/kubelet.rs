@@ -88,6 +88,8 @@ pub struct Kubelet {
     client: RuntimeServiceClient<Channel>,
     logs: PathBuf,
     pods: Vec<String>,
+    /// The uids of every pod run (their cgroups are removed at the end).
+    uids: Vec<String>,
 }
 
 impl Kubelet {
@@ -104,6 +106,7 @@ impl Kubelet {
             client: cri.client(),
             logs: logs.to_path_buf(),
             pods: Vec::new(),
+            uids: Vec::new(),
         })
     }
 
@@ -148,6 +151,9 @@ impl Kubelet {
         host_pid: bool,
     ) -> Result<Pod> {
         let uid = uuid_like();
+        // Recorded before the call: runc may have made its cgroup even
+        // when the call fails.
+        self.uids.push(uid.clone());
         let log_directory = self.logs.join(format!("{namespace}_{name}_{uid}"));
         std::fs::create_dir_all(&log_directory)?;
         let config = PodSandboxConfig {
@@ -339,6 +345,25 @@ impl Drop for Kubelet {
                 eprintln!("kubelet stand-in: cannot remove pod {id}: {e}");
             }
         }
+        remove_pod_cgroups(&self.uids);
+    }
+}
+
+/// Removes the pod cgroups runc made as the pods' parents (kubelet's job
+/// on a node), in every hierarchy, and the QoS and root cgroups above them
+/// when nothing else is in them.
+fn remove_pod_cgroups(uids: &[String]) {
+    let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    let mut hierarchies: Vec<PathBuf> = roots.flatten().map(|r| r.path()).collect();
+    hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
+    for h in hierarchies {
+        for uid in uids {
+            let _ = std::fs::remove_dir(h.join(format!("kubepods/besteffort/pod{uid}")));
+        }
+        let _ = std::fs::remove_dir(h.join("kubepods/besteffort"));
+        let _ = std::fs::remove_dir(h.join("kubepods"));
     }
 }
 

@@ -7,6 +7,7 @@
 mod build;
 mod compose;
 mod containerd;
+mod cri;
 mod deploy;
 mod edges;
 mod engine_docker;

@@ -1,0 +1,278 @@
+//! Watch mode on a Kubernetes node whose runtime is containerd: the
+//! private containerd runs with its CRI plugin on, the test acts as kubelet
+//! through the CRI gRPC API ([`crate::kubelet`]), and the daemon runs
+//! `slimd serve --watch --engine containerd --engine-socket <its socket>`.
+//! A pod annotated `slimd.dev/profile=true` is profiled from its
+//! container's first instruction and its session names the pod; an
+//! unannotated pod beside it is not traced at all; when the annotated
+//! container stops, the profile is written; `slim build --from-profile`
+//! reads the image from containerd's content store and writes the slim
+//! image back into `k8s.io`, unpacked, where a new pod runs it and it
+//! answers like the original.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+
+use crate::containerd::{Containerd, K8S_NAMESPACE};
+use crate::daemon::Daemon;
+use crate::kubelet::{self, ContainerSpec, Kubelet};
+use crate::{TestImage, docker, http_get};
+
+/// Saves the Docker image `tag` and imports it into `c`'s `k8s.io`
+/// namespace, unpacked (as a pull on a node leaves it); returns
+/// containerd's name of it.
+fn import(c: &Containerd, scratch: &std::path::Path, tag: &str) -> Result<String> {
+    let archive = scratch.join("import.tar");
+    docker(["save", "-o", archive.to_str().unwrap(), tag])?;
+    c.ctr(
+        K8S_NAMESPACE,
+        &["images", "import", archive.to_str().unwrap()],
+    )?;
+    let _ = std::fs::remove_file(&archive);
+    let names = c.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
+    names
+        .lines()
+        .find(|n| n.ends_with(tag))
+        .map(str::to_string)
+        .with_context(|| format!("{tag} not among containerd's images: {names}"))
+}
+
+/// A TCP port nobody listens on now (the pods share the node's network).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The static server's arguments on `port`.
+fn server_args(port: u16) -> Vec<String> {
+    ["-p", &port.to_string(), "-d", "/srv/www"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The daemon's watch sessions.
+fn watch_sessions(d: &Daemon) -> Result<Vec<serde_json::Value>> {
+    let out = d.slim(&["--json", "sessions"])?;
+    ensure!(
+        out.status.success(),
+        "slim sessions: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)?;
+    Ok(list.into_iter().filter(|s| s["kind"] == "watch").collect())
+}
+
+/// Polls the watch sessions until `done` holds, for `limit` at most.
+fn wait_sessions(
+    d: &Daemon,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Result<Vec<serde_json::Value>> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let w = watch_sessions(d)?;
+        if done(&w) {
+            return Ok(w);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{what} within {}s; sessions: {w:?}\ndaemon log: {}",
+            limit.as_secs(),
+            crate::daemon::tail(&d.log())
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+#[ignore = "needs root, Docker (fixtures) and containerd: cargo xtask test"]
+fn annotated_pods_are_profiled_and_built_from_on_containerd() -> Result<()> {
+    let app_tag = TestImage::StaticServer.ensure()?;
+    let pause_tag = kubelet::ensure_pause_image()?;
+    let c = Containerd::start_cri("cri", kubelet::PAUSE_NAME)?;
+    let d = Daemon::start_with(
+        "cri",
+        &[
+            "--watch",
+            "--engine",
+            "containerd",
+            "--engine-socket",
+            c.address(),
+        ],
+    )?;
+    let pause = import(&c, &d.dir, pause_tag)?;
+    ensure!(pause == kubelet::PAUSE_NAME, "pause image named {pause}");
+    let app = import(&c, &d.dir, app_tag)?;
+    // Declared after the containerd and the daemon: dropped first, so its
+    // pods are removed while containerd still runs.
+    let mut k = Kubelet::connect(&c.socket, &d.dir.join("pods"))?;
+    let (runtime, version, api) = k.version()?;
+    println!("CRI: {runtime} {version}, API {api}");
+    ensure!(api == "v1", "CRI API {api}");
+
+    // Pod B, not annotated: must leave no trace.
+    let port_b = free_port()?;
+    let pod_b = k.run_pod("builds", "plain", &[], false)?;
+    let spec_b = ContainerSpec {
+        name: "web".into(),
+        image: app.clone(),
+        args: server_args(port_b),
+        ..Default::default()
+    };
+    let cb = k.start_container(&pod_b, &spec_b)?;
+    // Pod A, annotated.
+    let port_a = free_port()?;
+    let pod_a = k.run_pod("builds", "watched", &[("slimd.dev/profile", "true")], false)?;
+    let spec_a = ContainerSpec {
+        name: "web".into(),
+        image: app.clone(),
+        args: server_args(port_a),
+        ..Default::default()
+    };
+    let ca = k.start_container(&pod_a, &spec_a)?;
+    let paths = TestImage::StaticServer.expected_ok_paths();
+    let mut original = Vec::new();
+    for p in paths {
+        let answer = http_get(port_a, p, Duration::from_secs(30))?;
+        ensure!(answer.0 == 200, "pod A: GET {p}: {}", answer.0);
+        original.push(answer);
+    }
+    let (status, _) = http_get(port_b, "/slimd-unannotated-marker", Duration::from_secs(30))?;
+    ensure!(status == 404, "pod B: marker answered {status}");
+
+    // A's session runs now, and names the pod and container.
+    let running = wait_sessions(&d, Duration::from_secs(30), "no watch session", |w| {
+        !w.is_empty()
+    })?;
+    ensure!(
+        running.len() == 1,
+        "one watch session expected (pod B and the sandboxes not adopted): {running:?}"
+    );
+    let id = running[0]["id"].as_str().context("no id")?.to_string();
+    let pod = &running[0]["pod"];
+    ensure!(
+        pod["namespace"] == "builds"
+            && pod["name"] == "watched"
+            && pod["uid"] == pod_a.uid.as_str()
+            && pod["container"] == "web",
+        "the session does not name pod A: {}",
+        running[0]
+    );
+    let listed = d.slim(&["sessions"])?;
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    ensure!(
+        listed.contains("pod builds/watched container web"),
+        "slim sessions does not show the pod: {listed}"
+    );
+
+    // kubelet stops the container: the profile is written.
+    k.stop_container(&ca, Duration::from_secs(5))?;
+    let (state, code) = k.container_state(&ca)?;
+    println!("pod A's container: {state}, exit {code}");
+    wait_sessions(
+        &d,
+        Duration::from_secs(120),
+        "the watch session did not end",
+        |w| {
+            w.iter()
+                .any(|s| s["id"] == id.as_str() && s["state"] != "running")
+        },
+    )?;
+    let out = d.slim(&["--json", "report", &id])?;
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    ensure!(
+        report["state"] == "succeeded",
+        "the watch session: {}\ndaemon log: {}",
+        report["failure"],
+        crate::daemon::tail(&d.log())
+    );
+    ensure!(report["pod"] == *pod, "report's pod: {}", report["pod"]);
+    // From the first instruction: the first exec is the entrypoint with
+    // the pod's arguments.
+    let first = &report["execs"][0];
+    let mut argv = vec!["/usr/local/bin/static-server".to_string()];
+    argv.extend(server_args(port_a));
+    ensure!(
+        first["path"] == "/usr/local/bin/static-server" && first["argv"] == serde_json::json!(argv),
+        "the first exec is not the entrypoint: {first}"
+    );
+    let text = serde_json::to_string(&report)?;
+    ensure!(
+        !text.contains("slimd-unannotated-marker"),
+        "pod B was traced"
+    );
+    ensure!(
+        report["kept"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|k| k["path"] == "/srv/www/about.html"),
+        "/srv/www/about.html not in the profile"
+    );
+    let rendered = String::from_utf8_lossy(&d.slim(&["report", &id])?.stdout).into_owned();
+    ensure!(
+        rendered.contains("pod builds/watched container web"),
+        "slim report does not show the pod: {rendered}"
+    );
+    println!(
+        "pod builds/watched profiled: {} execs, {} kept paths, {} syscalls",
+        report["execs"].as_array().map_or(0, Vec::len),
+        report["kept"].as_array().map_or(0, Vec::len),
+        report["syscalls"].as_array().map_or(0, Vec::len)
+    );
+    ensure!(
+        watch_sessions(&d)?.len() == 1,
+        "pod B or a sandbox got a session"
+    );
+    k.remove_pod(&pod_a.sandbox_id)?;
+    k.remove_pod(&pod_b.sandbox_id)?;
+    let _ = cb;
+
+    // The slim image from the profile, into containerd: built, nothing
+    // probed, so unverified (exit 7), loudly.
+    let slim_tag = "slimd-e2e/static-server:cri-slim";
+    let out = d.slim(&["build", "--from-profile", &id, "--tag", slim_tag, "--force"])?;
+    let err = crate::daemon::failed_with(&out, 7)?;
+    let said = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
+    ensure!(
+        said.contains("UNVERIFIED"),
+        "build --from-profile does not say it is unverified: {said}"
+    );
+    let names = c.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
+    let slim = names
+        .lines()
+        .find(|n| n.ends_with(slim_tag))
+        .with_context(|| format!("{slim_tag} not in containerd's k8s.io: {names}"))?
+        .to_string();
+
+    // kubelet runs it as a new pod: it answers like the original.
+    let port_c = free_port()?;
+    let pod_c = k.run_pod("builds", "slim", &[], false)?;
+    let spec_c = ContainerSpec {
+        name: "web".into(),
+        image: slim.clone(),
+        args: server_args(port_c),
+        ..Default::default()
+    };
+    k.start_container(&pod_c, &spec_c)?;
+    for (p, want) in paths.iter().zip(&original) {
+        let got = http_get(port_c, p, Duration::from_secs(30)).with_context(|| {
+            format!(
+                "the slim pod; its log: {}",
+                k.container_log(&pod_c, &spec_c)
+            )
+        })?;
+        ensure!(&got == want, "GET {p}: slim {got:?}, original {want:?}");
+    }
+    println!(
+        "{slim} ran as pod builds/slim and answered {} paths like the original",
+        paths.len()
+    );
+    k.remove_pod(&pod_c.sandbox_id)?;
+    drop(k);
+    d.assert_clean()
+}
