@@ -72,6 +72,10 @@ pub struct SessionRequest {
     /// An offline OSV database (directory or `all.zip`, an absolute path the
     /// daemon reads): the build report gets the vulnerability delta.
     pub vuln_db: Option<std::path::PathBuf>,
+    /// `slim build --output oci:PATH`: write the slim image as an OCI
+    /// image-layout archive at this absolute path on the daemon's host
+    /// instead of loading it into the engine.
+    pub oci_output: Option<std::path::PathBuf>,
     /// `slim build --compose FILE`: build every chosen service of a Compose
     /// stack (the image, tag and run options above are then unused; probe,
     /// keep and verify options apply to every service).
