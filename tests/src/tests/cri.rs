@@ -249,6 +249,31 @@ fn annotated_pods_are_profiled_and_built_from_on_containerd() -> Result<()> {
         .with_context(|| format!("{slim_tag} not in containerd's k8s.io: {names}"))?
         .to_string();
 
+    // --output oci:PATH: an OCI archive on the host, and nothing new in
+    // containerd.
+    let before = c.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
+    let oci = d.dir.join("slim-oci.tar");
+    let out = d.slim(&[
+        "build",
+        "--from-profile",
+        &id,
+        "--tag",
+        "slimd-e2e/static-server:cri-oci",
+        "--output",
+        &format!("oci:{}", oci.display()),
+    ])?;
+    crate::daemon::failed_with(&out, 7)?;
+    let entries: Vec<String> = tar::Archive::new(std::fs::File::open(&oci)?)
+        .entries()?
+        .map(|e| Ok(e?.path()?.to_string_lossy().into_owned()))
+        .collect::<Result<_>>()?;
+    ensure!(
+        entries.iter().any(|e| e == "index.json") && entries.iter().any(|e| e == "oci-layout"),
+        "not an OCI layout archive: {entries:?}"
+    );
+    let after = c.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
+    ensure!(before == after, "--output wrote into containerd: {after}");
+
     // kubelet runs it as a new pod: it answers like the original.
     let port_c = free_port()?;
     let pod_c = k.run_pod("builds", "slim", &[], false)?;
