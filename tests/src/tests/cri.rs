@@ -169,6 +169,15 @@ fn annotated_pods_are_profiled_and_built_from_on_containerd() -> Result<()> {
         "slim sessions does not show the pod: {listed}"
     );
 
+    let status = d.slim(&["status"])?;
+    let status = String::from_utf8_lossy(&status.stdout);
+    ensure!(
+        status.contains("engine     containerd")
+            && status.contains(&format!("watching   {id}"))
+            && status.contains("pod builds/watched container web"),
+        "slim status does not show the engine and the watched pod: {status}"
+    );
+
     // kubelet stops the container: the profile is written.
     k.stop_container(&ca, Duration::from_secs(5))?;
     let (state, code) = k.container_state(&ca)?;
