@@ -86,6 +86,7 @@ pub struct ContainerSpec {
 pub struct Kubelet {
     rt: tokio::runtime::Runtime,
     client: RuntimeServiceClient<Channel>,
+    channel: Channel,
     logs: PathBuf,
     pods: Vec<String>,
     /// The uids of every pod run (their cgroups are removed at the end).
@@ -99,11 +100,15 @@ impl Kubelet {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let cri = rt.block_on(slimd::containerd::cri::Cri::connect(socket))?;
+        let cd = rt.block_on(slimd::containerd::Containerd::connect(
+            socket,
+            slimd::containerd::DEFAULT_NAMESPACE,
+        ))?;
         std::fs::create_dir_all(logs)?;
         Ok(Kubelet {
             rt,
-            client: cri.client(),
+            client: cd.cri().client(),
+            channel: cd.channel(),
             logs: logs.to_path_buf(),
             pods: Vec::new(),
             uids: Vec::new(),
@@ -139,6 +144,39 @@ impl Kubelet {
             .await
         })?;
         Ok((v.runtime_name, v.runtime_version, v.runtime_api_version))
+    }
+
+    /// Waits (30 s at most) until the CRI's image service knows `image`
+    /// (`ImageStatus`): containerd's CRI plugin learns of images imported
+    /// into `k8s.io` from containerd's events, a moment after the import.
+    pub fn wait_image(&self, image: &str) -> Result<()> {
+        use k8s_cri::v1::{ImageStatusRequest, image_service_client::ImageServiceClient};
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let req = ImageStatusRequest {
+                image: Some(ImageSpec {
+                    image: image.into(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            };
+            let mut images = ImageServiceClient::new(self.channel.clone());
+            let known = self
+                .rt
+                .block_on(async {
+                    tokio::time::timeout(Duration::from_secs(30), images.image_status(req)).await
+                })
+                .ok()
+                .and_then(Result::ok)
+                .is_some_and(|r| r.into_inner().image.is_some());
+            if known {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("the CRI does not know image {image} 30 s after its import");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// `RunPodSandbox` of pod `namespace/name` on the node's network, PID

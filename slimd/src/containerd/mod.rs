@@ -99,7 +99,9 @@ impl Containerd {
         })
     }
 
-    pub(crate) fn channel(&self) -> Channel {
+    /// The gRPC channel, for services this module does not wrap (the
+    /// end-to-end tests' CRI image service).
+    pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
 

@@ -110,6 +110,8 @@ fn annotated_pods_are_profiled_and_built_from_on_containerd() -> Result<()> {
     // Declared after the containerd and the daemon: dropped first, so its
     // pods are removed while containerd still runs.
     let mut k = Kubelet::connect(&c.socket, &d.dir.join("pods"))?;
+    k.wait_image(&pause)?;
+    k.wait_image(&app)?;
     let (runtime, version, api) = k.version()?;
     println!("CRI: {runtime} {version}, API {api}");
     ensure!(api == "v1", "CRI API {api}");
@@ -284,6 +286,7 @@ fn annotated_pods_are_profiled_and_built_from_on_containerd() -> Result<()> {
     ensure!(before == after, "--output wrote into containerd: {after}");
 
     // kubelet runs it as a new pod: it answers like the original.
+    k.wait_image(&slim)?;
     let port_c = free_port()?;
     let pod_c = k.run_pod("builds", "slim", &[], false)?;
     let spec_c = ContainerSpec {
