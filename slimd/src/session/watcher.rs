@@ -4,7 +4,8 @@
 //! The kernel tags every new cgroup under the runtime's roots (e.g.
 //! `/docker/<id>`) provisionally as it is created, so a container is traced
 //! from its first instruction with no start-up race. Here each new cgroup
-//! is matched to its container through the engine: a labelled container
+//! is matched to its container through the engine (on containerd, to its
+//! pod through the CRI: [`super::watch_cri`]): a labelled container
 //! is adopted (its events so far are delivered first), anything else is
 //! dropped at once. When an adopted container exits, its profile — files
 //! used, execs, connections, syscalls, seccomp profile — is written like a
