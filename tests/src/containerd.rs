@@ -54,7 +54,10 @@ impl Containerd {
     /// paths such as `/kubepods/besteffort/pod<uid>`), pod sandboxes from
     /// `sandbox_image` (which the caller imports into `k8s.io`: nothing is
     /// pulled), no CNI configured (pods must use the node's network), its
-    /// streaming server on a free loopback port.
+    /// streaming server on a free loopback port. `restrict_oom_score_adj`:
+    /// the sandbox's OOM score (-998) is clamped to containerd's own, since
+    /// lowering it needs CAP_SYS_RESOURCE, which this machine's bounding
+    /// set lacks (runc fails with "can't get final child's PID" otherwise).
     pub fn start_cri(name: &str, sandbox_image: &str) -> Result<Self> {
         Self::start_config(name, Some(sandbox_image))
     }
@@ -83,6 +86,7 @@ impl Containerd {
                      \x20 sandbox_image = \"{image}\"\n\
                      \x20 stream_server_address = \"127.0.0.1\"\n\
                      \x20 stream_server_port = \"0\"\n\
+                     \x20 restrict_oom_score_adj = true\n\
                      \x20 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
                      \x20   snapshotter = \"overlayfs\"\n\
                      \x20   default_runtime_name = \"runc\"\n\

@@ -629,6 +629,15 @@ mod tests {
         let mut s = s;
         s["pod"] = json!({"namespace": "builds", "name": "web-1", "uid": "u", "container": "app"});
         assert!(render_summary(&s).contains("  pod builds/web-1 container app\n"));
+        let r = json!({"id": "x", "kind": "watch", "image": "web:1", "state": "succeeded",
+                       "pod": {"namespace": "builds", "name": "web-1", "uid": "u", "container": "app"}});
+        assert!(
+            render_report(&r).starts_with(
+                "session x  watch  web:1  (succeeded)\npod builds/web-1 container app\n"
+            ),
+            "{}",
+            render_report(&r)
+        );
     }
 
     #[test]

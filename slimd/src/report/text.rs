@@ -6,13 +6,14 @@ use serde_json::{Value, json};
 
 use super::bytes;
 
-/// Renders a summary (the `Done` line) for a terminal.
 /// `pod NAMESPACE/NAME container NAME` of a watch session on a
 /// Kubernetes node, when the report or summary names one.
 fn pod_line(pod: &Value) -> Option<String> {
     let pod: crate::model::PodRef = serde_json::from_value(pod.clone()).ok()?;
     Some(pod.to_string())
 }
+
+/// Renders a summary (the `Done` line) for a terminal.
 
 pub fn render_summary(s: &Value) -> String {
     let mut out = String::new();
@@ -132,9 +133,6 @@ fn render_stack_report(r: &Value) -> String {
         r["file"].as_str().unwrap_or("?"),
         r["state"].as_str().unwrap_or("?"),
     );
-    if let Some(line) = pod_line(&r["pod"]) {
-        out.push_str(&format!("{line}\n"));
-    }
     if let Some(f) = r.get("failure").filter(|f| !f.is_null()) {
         out.push_str(&format!(
             "failure: {}\n",
@@ -281,6 +279,9 @@ pub fn render_report(r: &Value) -> String {
         r["image"].as_str().unwrap_or("?"),
         r["state"].as_str().unwrap_or("?"),
     ));
+    if let Some(line) = pod_line(&r["pod"]) {
+        out.push_str(&format!("{line}\n"));
+    }
     if let Some(f) = r.get("failure").filter(|f| !f.is_null()) {
         out.push_str(&format!(
             "failure: {}\n",
