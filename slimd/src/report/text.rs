@@ -14,7 +14,6 @@ fn pod_line(pod: &Value) -> Option<String> {
 }
 
 /// Renders a summary (the `Done` line) for a terminal.
-
 pub fn render_summary(s: &Value) -> String {
     let mut out = String::new();
     let kind = s["kind"].as_str().unwrap_or("build");

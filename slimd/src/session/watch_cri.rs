@@ -33,6 +33,26 @@ const POLL: Duration = Duration::from_secs(1);
 /// The pause after a failed state call (containerd restarting).
 const RETRY: Duration = Duration::from_secs(5);
 
+/// Says at start-up how pods are matched, and warns when images would be
+/// read from a namespace other than the CRI's.
+pub(super) fn say_how(config: &super::DaemonConfig) {
+    tracing::info!(
+        "watch mode on containerd: pods are matched through the CRI on {}",
+        config
+            .engine_socket
+            .as_deref()
+            .unwrap_or(EngineKind::Containerd.default_socket())
+            .display()
+    );
+    if config.containerd_namespace != crate::containerd::DEFAULT_NAMESPACE {
+        tracing::warn!(
+            "--containerd-namespace {} is not {}, where the CRI keeps pods' images: profiles of pods cannot read their image",
+            config.containerd_namespace,
+            crate::containerd::DEFAULT_NAMESPACE
+        );
+    }
+}
+
 /// Decides on the new cgroup `c` of container `cid`.
 pub(super) async fn decide(daemon: Arc<Daemon>, c: NewCgroup, cid: String, label: &str) {
     let Ok(tracer) = daemon.tracer() else { return };

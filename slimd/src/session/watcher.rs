@@ -98,6 +98,9 @@ pub async fn run(daemon: Arc<Daemon>, label: String) {
         return;
     };
     tracing::info!(label = %label, "watch mode: profiling labelled containers");
+    if daemon.config.engine == Some(crate::engine::EngineKind::Containerd) {
+        super::watch_cri::say_how(&daemon.config);
+    }
     let mut sweep = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
