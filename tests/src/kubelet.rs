@@ -80,6 +80,15 @@ pub struct ContainerSpec {
     pub add_capabilities: Vec<String>,
     /// Drop every default capability first (`drop: [ALL]`).
     pub drop_all_capabilities: bool,
+    /// `runAsUser`/`runAsGroup`.
+    pub run_as: Option<(i64, i64)>,
+    /// `readOnlyRootFilesystem`.
+    pub readonly_rootfs: bool,
+    /// `allowPrivilegeEscalation: false`.
+    pub no_new_privs: bool,
+    /// `seccompProfile: RuntimeDefault` (none: unconfined, the CRI's
+    /// default when a pod names no profile).
+    pub seccomp_runtime_default: bool,
 }
 
 /// The CRI client acting as kubelet; removes its pods when dropped.
@@ -242,7 +251,9 @@ impl Kubelet {
 
     /// `CreateContainer` then `StartContainer`; returns the container id.
     pub fn start_container(&self, pod: &Pod, spec: &ContainerSpec) -> Result<String> {
-        use k8s_cri::v1::{Capability, Mount};
+        use k8s_cri::v1::{
+            Capability, Int64Value, Mount, SecurityProfile, security_profile::ProfileType,
+        };
         let host_pid = pod
             .config
             .linux
@@ -294,6 +305,14 @@ impl Kubelet {
                         },
                         ..Default::default()
                     }),
+                    run_as_user: spec.run_as.map(|(u, _)| Int64Value { value: u }),
+                    run_as_group: spec.run_as.map(|(_, g)| Int64Value { value: g }),
+                    readonly_rootfs: spec.readonly_rootfs,
+                    no_new_privs: spec.no_new_privs,
+                    seccomp: spec.seccomp_runtime_default.then(|| SecurityProfile {
+                        profile_type: ProfileType::RuntimeDefault as i32,
+                        localhost_ref: String::new(),
+                    }),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -329,6 +348,36 @@ impl Kubelet {
             c.stop_container(req).await
         })?;
         Ok(())
+    }
+
+    /// `ExecSync` (as `kubectl exec` does): exit code, stdout, stderr.
+    pub fn exec(&self, id: &str, cmd: &[&str], timeout: Duration) -> Result<(i32, String, String)> {
+        let req = k8s_cri::v1::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: timeout.as_secs() as i64,
+        };
+        let r = self.call("ExecSync", |mut c| async move { c.exec_sync(req).await })?;
+        Ok((
+            r.exit_code,
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        ))
+    }
+
+    /// Waits (`limit` at most) until the container has exited; its code.
+    pub fn wait_exited(&self, id: &str, limit: Duration) -> Result<i32> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let (state, code) = self.container_state(id)?;
+            if state == "CONTAINER_EXITED" {
+                return Ok(code);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("container {id} still {state} after {}s", limit.as_secs());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The container's state name (`CONTAINER_RUNNING`, …) and exit code.
