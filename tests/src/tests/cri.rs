@@ -313,3 +313,258 @@ fn annotated_pods_are_profiled_and_built_from_on_containerd() -> Result<()> {
     drop(k);
     d.assert_clean()
 }
+
+/// The DaemonSet's manifest, from the repository.
+const DAEMONSET: &str = "deploy/kubernetes/02-daemonset.yaml";
+/// The pod daemon's cgroup root, so it never meets another daemon's.
+const POD_CGROUP_ROOT: &str = "slimd-e2e-cri-image";
+
+/// One container of the DaemonSet's pod as the CRI is asked for it, read
+/// from the manifest: image, command, user, read-only root, no new
+/// privileges, seccomp, the capabilities it drops and adds, and every
+/// mount. Host paths the daemon writes (its state and API socket
+/// directories) and emptyDirs go under `dir`; containerd's socket
+/// directory is the private containerd's, where `containerd.sock` leads to
+/// its socket.
+fn pod_container(
+    pod: &serde_norway::Value,
+    c: &serde_norway::Value,
+    dir: &std::path::Path,
+    containerd_dir: &std::path::Path,
+) -> Result<ContainerSpec> {
+    let strings = |v: &serde_norway::Value| -> Vec<String> {
+        v.as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect()
+    };
+    let sc = &c["securityContext"];
+    anyhow::ensure!(
+        sc["privileged"].as_bool() != Some(true),
+        "the DaemonSet must not be privileged"
+    );
+    let command = strings(&c["command"]);
+    anyhow::ensure!(!command.is_empty(), "no command");
+    let volumes = pod["volumes"].as_sequence().context("no volumes")?;
+    let mut mounts = Vec::new();
+    for m in c["volumeMounts"].as_sequence().context("no mounts")? {
+        let name = m["name"].as_str().context("mount without name")?;
+        let target = m["mountPath"].as_str().context("mount without path")?;
+        let v = volumes
+            .iter()
+            .find(|v| v["name"].as_str() == Some(name))
+            .with_context(|| format!("no volume {name}"))?;
+        let host = if v.get("emptyDir").is_some() {
+            let d = dir.join(format!("empty-{name}"));
+            std::fs::create_dir_all(&d)?;
+            d
+        } else {
+            let host = v["hostPath"]["path"]
+                .as_str()
+                .with_context(|| format!("volume {name} is neither hostPath nor emptyDir"))?;
+            match host {
+                "/var/lib/slimd" | "/run/slimd" => {
+                    let d = dir.join(name);
+                    std::fs::create_dir_all(&d)?;
+                    d
+                }
+                "/run/containerd" => containerd_dir.to_path_buf(),
+                h => h.into(),
+            }
+        };
+        mounts.push((
+            host.to_string_lossy().into_owned(),
+            target.to_string(),
+            m["readOnly"].as_bool() == Some(true),
+        ));
+    }
+    let caps = &sc["capabilities"];
+    let drop = strings(&caps["drop"]);
+    anyhow::ensure!(
+        drop.is_empty() || drop == ["ALL"],
+        "drops other than ALL: {drop:?}"
+    );
+    Ok(ContainerSpec {
+        name: c["name"].as_str().context("no name")?.into(),
+        image: c["image"].as_str().context("no image")?.into(),
+        command,
+        mounts,
+        add_capabilities: strings(&caps["add"]),
+        drop_all_capabilities: drop == ["ALL"],
+        run_as: sc["runAsUser"].as_i64().zip(sc["runAsGroup"].as_i64()),
+        readonly_rootfs: sc["readOnlyRootFilesystem"].as_bool() == Some(true),
+        no_new_privs: sc["allowPrivilegeEscalation"].as_bool() == Some(false),
+        seccomp_runtime_default: sc["seccompProfile"]["type"].as_str() == Some("RuntimeDefault"),
+        ..Default::default()
+    })
+}
+
+/// `slim ARGS` in the DaemonSet's container (as `kubectl exec` runs it).
+fn pod_slim(k: &Kubelet, id: &str, args: &[&str]) -> Result<(i32, String, String)> {
+    let mut cmd = vec!["/usr/local/bin/slim", "--socket", "/run/slimd/slimd.sock"];
+    cmd.extend_from_slice(args);
+    k.exec(id, &cmd, Duration::from_secs(300))
+}
+
+/// The DaemonSet's pod under containerd, as kubelet would run it.
+#[test]
+#[ignore = "needs root, Docker, containerd and `cargo xtask image`: cargo xtask test"]
+fn the_daemonset_profiles_annotated_pods_under_containerd() -> Result<()> {
+    let image_tag = format!("slimd/slimd:{}", env!("CARGO_PKG_VERSION"));
+    if docker(["image", "inspect", "--format", "{{.Id}}", &image_tag]).is_err() {
+        anyhow::bail!("no image {image_tag}: build it with `cargo xtask image`");
+    }
+    let app_tag = TestImage::StaticServer.ensure()?;
+    let pause_tag = kubelet::ensure_pause_image()?;
+    let c = Containerd::start_cri("cri-ds", kubelet::PAUSE_NAME)?;
+    // The node's socket name, in the private containerd's directory.
+    std::os::unix::fs::symlink("c.sock", c.dir.join("containerd.sock"))?;
+    let dir = tempfile::tempdir()?;
+    let pause = import(&c, dir.path(), pause_tag)?;
+    let app = import(&c, dir.path(), app_tag)?;
+    let slimd_image = import(&c, dir.path(), &image_tag)?;
+    let mut k = Kubelet::connect(&c.socket, &dir.path().join("pods"))?;
+    for i in [&pause, &app, &slimd_image] {
+        k.wait_image(i)?;
+    }
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(DAEMONSET),
+    )?;
+    let ds: serde_norway::Value = serde_norway::from_str(&manifest)?;
+    let spec = &ds["spec"]["template"]["spec"];
+    let host_pid = spec["hostPID"].as_bool() == Some(true);
+    let ds_pod = k.run_pod("slimd", "slimd-node", &[], host_pid)?;
+    for init in spec["initContainers"].as_sequence().into_iter().flatten() {
+        let mut s = pod_container(spec, init, dir.path(), &c.dir)?;
+        s.command
+            .extend(["--cgroup-root".to_string(), POD_CGROUP_ROOT.to_string()]);
+        let id = k.start_container(&ds_pod, &s)?;
+        let code = k.wait_exited(&id, Duration::from_secs(60))?;
+        anyhow::ensure!(
+            code == 0,
+            "init container {} exited {code}: {}",
+            s.name,
+            k.container_log(&ds_pod, &s)
+        );
+    }
+    let mut main = pod_container(spec, &spec["containers"][0], dir.path(), &c.dir)?;
+    // What the manifest tells a containerd node to add, if it has not.
+    if !main.command.iter().any(|a| a == "--engine") {
+        main.command
+            .extend(["--engine".to_string(), "containerd".to_string()]);
+    }
+    main.command
+        .extend(["--cgroup-root".to_string(), POD_CGROUP_ROOT.to_string()]);
+    println!("the DaemonSet's container: {}", main.command.join(" "));
+    let slimd = k.start_container(&ds_pod, &main)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let (code, out, err) = pod_slim(&k, &slimd, &["status"])?;
+        if code == 0 {
+            break out;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "slim status in the pod: exit {code}: {out}{err}\nlog: {}",
+            k.container_log(&ds_pod, &main)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    ensure!(
+        status.contains("engine     containerd") && status.contains("tracer     loaded"),
+        "{status}"
+    );
+
+    // An annotated pod and a plain one beside it.
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let pod_b = k.run_pod("builds", "plain", &[], false)?;
+    let spec_b = ContainerSpec {
+        name: "web".into(),
+        image: app.clone(),
+        args: server_args(port_b),
+        ..Default::default()
+    };
+    k.start_container(&pod_b, &spec_b)?;
+    let pod_a = k.run_pod("builds", "watched", &[("slimd.dev/profile", "true")], false)?;
+    let spec_a = ContainerSpec {
+        name: "web".into(),
+        image: app.clone(),
+        args: server_args(port_a),
+        ..Default::default()
+    };
+    let ca = k.start_container(&pod_a, &spec_a)?;
+    for p in TestImage::StaticServer.expected_ok_paths() {
+        let (s, _) = http_get(port_a, p, Duration::from_secs(30))?;
+        ensure!(s == 200, "pod A: GET {p}: {s}");
+    }
+    http_get(port_b, "/slimd-unannotated-marker", Duration::from_secs(30))?;
+    k.stop_container(&ca, Duration::from_secs(5))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let watch = loop {
+        let (_, out, _) = pod_slim(&k, &slimd, &["--json", "sessions"])?;
+        let list: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_default();
+        let w: Vec<_> = list.into_iter().filter(|s| s["kind"] == "watch").collect();
+        if w.iter().any(|s| s["state"] != "running") {
+            ensure!(w.len() == 1, "one watch session expected: {w:?}");
+            break w[0].clone();
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no finished watch session in the pod: {w:?}\nlog: {}",
+            k.container_log(&ds_pod, &main)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    ensure!(
+        watch["state"] == "succeeded"
+            && watch["pod"]["name"] == "watched"
+            && watch["pod"]["namespace"] == "builds"
+            && watch["pod"]["container"] == "web",
+        "{watch}\nlog: {}",
+        k.container_log(&ds_pod, &main)
+    );
+    let id = watch["id"].as_str().context("no id")?;
+    let (_, out, _) = pod_slim(&k, &slimd, &["--json", "report", id])?;
+    let report: serde_json::Value = serde_json::from_str(&out)?;
+    ensure!(
+        report["execs"][0]["path"] == "/usr/local/bin/static-server",
+        "the first exec is not the entrypoint: {}",
+        report["execs"][0]
+    );
+    ensure!(
+        !out.contains("slimd-unannotated-marker"),
+        "the plain pod was traced"
+    );
+    let slim_tag = "slimd-e2e/static-server:cri-ds-slim";
+    let (code, out, err) = pod_slim(
+        &k,
+        &slimd,
+        &["build", "--from-profile", id, "--tag", slim_tag, "--force"],
+    )?;
+    ensure!(
+        code == 7,
+        "build --from-profile in the pod: exit {code}: {out}{err}"
+    );
+    let names = c.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
+    ensure!(
+        names.lines().any(|n| n.ends_with(slim_tag)),
+        "{slim_tag} not in containerd: {names}"
+    );
+    println!(
+        "the DaemonSet's pod profiled pod builds/watched and built {slim_tag} into containerd"
+    );
+    // kubelet stops the daemon with its grace period: it cleans up.
+    k.stop_container(&slimd, Duration::from_secs(60))?;
+    drop(k);
+    // The (now empty) cgroup root the init container made.
+    if let Ok(roots) = std::fs::read_dir("/sys/fs/cgroup") {
+        for r in roots.flatten() {
+            let _ = std::fs::remove_dir(r.path().join(POD_CGROUP_ROOT));
+        }
+    }
+    let _ = std::fs::remove_dir(std::path::Path::new("/sys/fs/cgroup").join(POD_CGROUP_ROOT));
+    Ok(())
+}
