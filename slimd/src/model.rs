@@ -72,6 +72,10 @@ pub struct SessionRequest {
     /// An offline OSV database (directory or `all.zip`, an absolute path the
     /// daemon reads): the build report gets the vulnerability delta.
     pub vuln_db: Option<std::path::PathBuf>,
+    /// `slim build --output oci:PATH`: write the slim image as an OCI
+    /// image-layout archive at this absolute path on the daemon's host
+    /// instead of loading it into the engine.
+    pub oci_output: Option<std::path::PathBuf>,
     /// `slim build --compose FILE`: build every chosen service of a Compose
     /// stack (the image, tag and run options above are then unused; probe,
     /// keep and verify options apply to every service).
@@ -236,6 +240,31 @@ pub struct SessionInfo {
     /// recorded, read as root's).
     #[serde(default)]
     pub owner: Option<u32>,
+    /// A watch session of a Kubernetes pod's container: which one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
+}
+
+/// The Kubernetes pod and container a watch session profiles (read
+/// through the CRI on a containerd node).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// The container's name in the pod spec.
+    pub container: String,
+}
+
+impl std::fmt::Display for PodRef {
+    /// `namespace/name container NAME`, as `kubectl` users name them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pod {}/{} container {}",
+            self.namespace, self.name, self.container
+        )
+    }
 }
 
 /// `GET /v1/status`.

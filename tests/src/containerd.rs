@@ -1,7 +1,7 @@
 //! A private containerd for the end-to-end tests: Debian's containerd
 //! started with its own config (root, state and sockets under a temporary
-//! directory, the CRI plugin off), never dockerd's own containerd and never
-//! a node's `/run/containerd`. It is stopped and its directory removed when
+//! directory, the CRI plugin off, or on with [`Containerd::start_cri`]),
+//! never dockerd's own containerd and never a node's `/run/containerd`. It is stopped and its directory removed when
 //! the value is dropped. The harness uses `ctr` to put fixtures in and to
 //! look at what slimd wrote; slimd itself speaks gRPC.
 
@@ -46,6 +46,23 @@ pub struct Containerd {
 impl Containerd {
     /// Starts one and waits (30 s at most) until `ctr version` answers.
     pub fn start(name: &str) -> Result<Self> {
+        Self::start_config(name, None)
+    }
+
+    /// Same, with the CRI plugin on, as on a Kubernetes node: runc with
+    /// the cgroupfs driver (`SystemdCgroup = false`, cgroup parents are
+    /// paths such as `/kubepods/besteffort/pod<uid>`), pod sandboxes from
+    /// `sandbox_image` (which the caller imports into `k8s.io`: nothing is
+    /// pulled), no CNI configured (pods must use the node's network), its
+    /// streaming server on a free loopback port. `restrict_oom_score_adj`:
+    /// the sandbox's OOM score (-998) is clamped to containerd's own, since
+    /// lowering it needs CAP_SYS_RESOURCE, which this machine's bounding
+    /// set lacks (runc fails with "can't get final child's PID" otherwise).
+    pub fn start_cri(name: &str, sandbox_image: &str) -> Result<Self> {
+        Self::start_config(name, Some(sandbox_image))
+    }
+
+    fn start_config(name: &str, cri_sandbox_image: Option<&str>) -> Result<Self> {
         require_containerd()?;
         // Short: a Unix socket path has 108 bytes at most.
         let dir = tempfile::Builder::new()
@@ -54,6 +71,38 @@ impl Containerd {
             .keep();
         let socket = dir.join("c.sock");
         let config = dir.join("config.toml");
+        // Top-level keys come before the first table.
+        let (top, plugins) = match cri_sandbox_image {
+            None => (
+                "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n",
+                String::new(),
+            ),
+            Some(image) => {
+                for d in ["cni-bin", "cni-conf"] {
+                    std::fs::create_dir_all(dir.join(d))?;
+                }
+                let tables = format!(
+                    "[plugins.\"io.containerd.grpc.v1.cri\"]\n\
+                     \x20 sandbox_image = \"{image}\"\n\
+                     \x20 stream_server_address = \"127.0.0.1\"\n\
+                     \x20 stream_server_port = \"0\"\n\
+                     \x20 restrict_oom_score_adj = true\n\
+                     \x20 [plugins.\"io.containerd.grpc.v1.cri\".containerd]\n\
+                     \x20   snapshotter = \"overlayfs\"\n\
+                     \x20   default_runtime_name = \"runc\"\n\
+                     \x20   [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n\
+                     \x20     runtime_type = \"io.containerd.runc.v2\"\n\
+                     \x20     [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n\
+                     \x20       SystemdCgroup = false\n\
+                     \x20 [plugins.\"io.containerd.grpc.v1.cri\".cni]\n\
+                     \x20   bin_dir = \"{bin}\"\n\
+                     \x20   conf_dir = \"{conf}\"\n",
+                    bin = dir.join("cni-bin").display(),
+                    conf = dir.join("cni-conf").display(),
+                );
+                ("", tables)
+            }
+        };
         std::fs::write(
             &config,
             format!(
@@ -61,10 +110,11 @@ impl Containerd {
                  version = 2\n\
                  root = \"{root}\"\n\
                  state = \"{state}\"\n\
-                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+                 {top}\
                  [grpc]\n  address = \"{sock}\"\n\
                  [ttrpc]\n  address = \"{sock}.ttrpc\"\n\
-                 [debug]\n  address = \"\"\n",
+                 [debug]\n  address = \"\"\n\
+                 {plugins}",
                 root = dir.join("root").display(),
                 state = dir.join("state").display(),
                 sock = socket.display(),

@@ -34,6 +34,7 @@ mod compose_app;
 pub mod containerd;
 pub mod daemon;
 mod hostile_image;
+pub mod kubelet;
 mod lang_images;
 mod names_image;
 pub mod podman;

@@ -8,6 +8,7 @@ mod build;
 mod compose;
 mod containerd;
 mod containerd_build;
+mod cri;
 mod deploy;
 mod edges;
 mod engine_docker;

@@ -42,6 +42,10 @@ pub enum ContainerdError {
     /// The container's task (or process) is not running.
     #[error("container {id} is not running")]
     NotRunning { id: String },
+    /// The CRI knows no container of that id: another runtime's, a pod's
+    /// sandbox (pause) container, or one that is gone.
+    #[error("{id} is not a CRI container{}", if *.pod_sandbox { " (it is a pod sandbox)" } else { "" })]
+    NotCriContainer { id: String, pod_sandbox: bool },
     /// A namespace name containerd would refuse.
     #[error(
         "bad containerd namespace {0:?}: letters, digits, '.', '_' and '-' only, starting with a letter or digit"

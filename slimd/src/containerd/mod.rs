@@ -7,6 +7,8 @@
 //!
 //! Containers run through it too ([`runtime`]: container records, their
 //! snapshots, tasks and exec'd processes), for the engine's containerd side.
+//! [`cri`] reads what kubelet asked for a container through the
+//! Kubernetes CRI on the same socket (watch mode on a node).
 //!
 //! This room speaks containerd only; it reads and writes images as bytes
 //! and leaves their contents to [`crate::image`]. It never shells out to
@@ -14,6 +16,7 @@
 
 pub mod archive;
 pub mod catalog;
+pub mod cri;
 pub mod error;
 pub mod layout;
 pub mod read;
@@ -99,7 +102,9 @@ impl Containerd {
         })
     }
 
-    pub(crate) fn channel(&self) -> Channel {
+    /// The gRPC channel, for services this module does not wrap (the
+    /// end-to-end tests' CRI image service).
+    pub fn channel(&self) -> Channel {
         self.channel.clone()
     }
 

@@ -166,6 +166,9 @@ pub struct Report {
     pub image_id: String,
     pub target: Option<String>,
     pub target_id: Option<String>,
+    /// A watch session's Kubernetes pod and container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod: Option<crate::model::PodRef>,
     pub started: u64,
     pub finished: u64,
     /// `succeeded`, `unverified` (a build whose slim image nothing could
@@ -320,6 +323,7 @@ impl Report {
             "kind": self.kind,
             "image": self.image,
             "target": self.target,
+            "pod": self.pod,
             "state": self.state,
             "sizes": self.sizes,
             "kept_paths": self.kept.len(),
@@ -621,6 +625,19 @@ mod tests {
         assert!(text.contains("verify    FAILED"));
         assert!(text.contains("status 200 -> 404"));
         assert!(text.contains("7 trace events were LOST"));
+        assert!(!text.contains("pod "), "no pod, no pod line");
+        let mut s = s;
+        s["pod"] = json!({"namespace": "builds", "name": "web-1", "uid": "u", "container": "app"});
+        assert!(render_summary(&s).contains("  pod builds/web-1 container app\n"));
+        let r = json!({"id": "x", "kind": "watch", "image": "web:1", "state": "succeeded",
+                       "pod": {"namespace": "builds", "name": "web-1", "uid": "u", "container": "app"}});
+        assert!(
+            render_report(&r).starts_with(
+                "session x  watch  web:1  (succeeded)\npod builds/web-1 container app\n"
+            ),
+            "{}",
+            render_report(&r)
+        );
     }
 
     #[test]

@@ -6,12 +6,22 @@ use serde_json::{Value, json};
 
 use super::bytes;
 
+/// `pod NAMESPACE/NAME container NAME` of a watch session on a
+/// Kubernetes node, when the report or summary names one.
+fn pod_line(pod: &Value) -> Option<String> {
+    let pod: crate::model::PodRef = serde_json::from_value(pod.clone()).ok()?;
+    Some(pod.to_string())
+}
+
 /// Renders a summary (the `Done` line) for a terminal.
 pub fn render_summary(s: &Value) -> String {
     let mut out = String::new();
     let kind = s["kind"].as_str().unwrap_or("build");
     if kind == "compose" {
         return render_stack_summary(s);
+    }
+    if let Some(line) = pod_line(&s["pod"]) {
+        out.push_str(&format!("  {line}\n"));
     }
     if let Some(sz) = s.get("sizes").filter(|v| !v.is_null()) {
         let orig = sz["original_bytes"].as_u64().unwrap_or(0);
@@ -268,6 +278,9 @@ pub fn render_report(r: &Value) -> String {
         r["image"].as_str().unwrap_or("?"),
         r["state"].as_str().unwrap_or("?"),
     ));
+    if let Some(line) = pod_line(&r["pod"]) {
+        out.push_str(&format!("{line}\n"));
+    }
     if let Some(f) = r.get("failure").filter(|f| !f.is_null()) {
         out.push_str(&format!(
             "failure: {}\n",

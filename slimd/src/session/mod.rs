@@ -18,8 +18,10 @@ pub(crate) mod ctx;
 pub mod error;
 pub(crate) mod host_commands;
 pub mod mounts;
+pub mod oci_output;
 pub(crate) mod run;
 pub(crate) mod verify;
+mod watch_cri;
 pub mod watcher;
 
 pub use error::SessionError;
@@ -148,6 +150,7 @@ impl SessionHandle {
                 target: None,
                 message: None,
                 owner: Some(owner),
+                pod: None,
             }),
             id,
             detach: req.detach,
@@ -447,6 +450,9 @@ impl Daemon {
         req.run.mounts = mounts::check(&req.run, caller, &protected).map_err(forbidden)?;
         if let Some(db) = &req.vuln_db {
             req.vuln_db = Some(mounts::check_vuln_db(db, caller, &protected).map_err(forbidden)?);
+        }
+        if let Some(out) = &req.oci_output {
+            oci_output::check(out, caller, req.force)?;
         }
         Ok(())
     }

@@ -264,7 +264,11 @@ async fn inspect_and_target(
         if info.repo_tags.contains(&t) || t == image_ref {
             return Err(SessionError::TargetIsOriginal(t));
         }
-        may_take_tag(ctx, &t, SessionError::TagExists).await?;
+        // An OCI archive takes no tag in the engine (the tag only names
+        // the image inside it).
+        if req.oci_output.is_none() {
+            may_take_tag(ctx, &t, SessionError::TagExists).await?;
+        }
         Some(t)
     } else {
         None
@@ -681,6 +685,10 @@ pub(crate) async fn write_and_load(
         let selection = keep.selection();
         tokio::task::spawn_blocking(move || with_package_db(&image, selection)).await?
     };
+    if let Some(path) = ctx.req.oci_output.clone() {
+        write_oci_output(ctx, info, &target, &image, &selection, &path).await?;
+        return Ok(None);
+    }
     let written = {
         let image = image.clone();
         let selection = selection.clone();
@@ -738,6 +746,75 @@ pub(crate) async fn write_and_load(
         slim_info,
         hardening,
     }))
+}
+
+/// `--output oci:PATH`: the slim image as an OCI layout archive at `path`,
+/// loaded nowhere (so there is nothing to verify: said so).
+async fn write_oci_output(
+    ctx: &mut Ctx<'_>,
+    info: &ImageInfo,
+    target: &str,
+    image: &std::sync::Arc<crate::image::Image>,
+    selection: &crate::image::Selection,
+    path: &Path,
+) -> Result<()> {
+    let layout = ctx.scratch.join("oci");
+    let mut opts = WriteOptions {
+        tag: Some(target.to_string()),
+        created_by: format!(
+            "slimd build {} (session {})",
+            ctx.report.image, ctx.handle.id
+        ),
+        ..Default::default()
+    };
+    opts.labels
+        .insert("dev.slimd.source-image".into(), info.id.clone());
+    let (written, size) = {
+        let (image, selection) = (image.clone(), selection.clone());
+        let (layout, path) = (layout.clone(), path.to_path_buf());
+        let (owner, force) = (ctx.handle.owner, ctx.req.force);
+        tokio::task::spawn_blocking(move || {
+            let written = ImageWriter::new(&image, &selection, &opts)
+                .write_oci_dir(&layout)
+                .map_err(SessionError::Write)?;
+            let size = super::oci_output::archive(&layout, &path, owner, force)
+                .map_err(SessionError::WriteIo)?;
+            let _ = std::fs::remove_dir_all(&layout);
+            Ok::<_, SessionError>((written, size))
+        })
+        .await??
+    };
+    let shown = format!("{}{}", super::oci_output::SCHEME, path.display());
+    ctx.report.target = Some(shown.clone());
+    ctx.report.target_id = Some(written.image_id.clone());
+    if let Some(sizes) = ctx.report.sizes.as_mut() {
+        sizes.original_bytes = info.size;
+        sizes.slim_bytes = written.layer_size;
+        sizes.reduction_percent = if info.size > 0 {
+            100.0 * (1.0 - written.layer_size as f64 / info.size as f64)
+        } else {
+            0.0
+        };
+    }
+    ctx.done(Some(format!(
+        "{} entries, {} in one layer",
+        written.entry_count,
+        crate::report::bytes(written.layer_size)
+    )));
+    ctx.skip(
+        Phase::Load,
+        &format!(
+            "written to {shown} ({}), into no image store",
+            crate::report::bytes(size)
+        ),
+    );
+    let why = format!("written to {shown} and loaded nowhere, so it was not run");
+    ctx.report.verify = Some(VerifyResult::unverified(why.clone()));
+    ctx.skip(Phase::Verify, &format!("UNVERIFIED: {why}"));
+    ctx.warn(format!(
+        "the slim image in {shown} is UNVERIFIED: {why}; nothing proves it does the job"
+    ));
+    Ok(())
 }
 
 /// The selection plus the original's package databases trimmed to what it

@@ -4,7 +4,8 @@
 //! The kernel tags every new cgroup under the runtime's roots (e.g.
 //! `/docker/<id>`) provisionally as it is created, so a container is traced
 //! from its first instruction with no start-up race. Here each new cgroup
-//! is matched to its container through the engine: a labelled container
+//! is matched to its container through the engine (on containerd, to its
+//! pod through the CRI: [`super::watch_cri`]): a labelled container
 //! is adopted (its events so far are delivered first), anything else is
 //! dropped at once. When an adopted container exits, its profile — files
 //! used, execs, connections, syscalls, seccomp profile — is written like a
@@ -31,13 +32,30 @@ use crate::{
 /// Default cgroup2 prefixes of the runtimes' containers: Docker with the
 /// cgroupfs driver, and with the systemd driver; rootful Podman with the
 /// cgroupfs manager (`/libpod_parent/libpod-<id>`) and the systemd one
-/// (`/machine.slice/libpod-<id>.scope`).
+/// (`/machine.slice/libpod-<id>.scope`); kubelet's pods with its cgroupfs
+/// driver (`/kubepods/<qos>/pod<uid>/<id>`, guaranteed pods
+/// `/kubepods/pod<uid>/<id>`) and its systemd driver
+/// (`/kubepods.slice/…/kubepods-<qos>-pod<uid>.slice/cri-containerd-<id>.scope`).
+/// The kube prefixes also match the QoS and pod cgroups: those have no
+/// container id and are dropped at once.
 pub const DEFAULT_PREFIXES: &[&str] = &[
     "/docker/",
     "/system.slice/docker-",
     "/libpod_parent/libpod-",
     "/machine.slice/libpod-",
+    "/kubepods/",
+    "/kubepods.slice/",
 ];
+
+// The kernel side holds a fixed number of prefixes of bounded length.
+const _: () = {
+    assert!(DEFAULT_PREFIXES.len() <= slimd_common::WATCH_PREFIXES as usize);
+    let mut i = 0;
+    while i < DEFAULT_PREFIXES.len() {
+        assert!(DEFAULT_PREFIXES[i].len() <= slimd_common::WATCH_PREFIX_LEN);
+        i += 1;
+    }
+};
 
 /// Default label (or pod annotation, as cri-dockerd copies it) that asks for
 /// a profile.
@@ -45,12 +63,13 @@ pub const DEFAULT_LABEL: &str = "slimd.dev/profile=true";
 
 /// The container id in a runtime cgroup path (`/docker/<id>`,
 /// `/system.slice/docker-<id>.scope`, `/libpod_parent/libpod-<id>`,
-/// `/kubepods/.../<id>`).
+/// `/kubepods/.../<id>`, `/kubepods.slice/.../cri-containerd-<id>.scope`).
+/// A pod or QoS cgroup has none.
 pub fn container_id(path: &str) -> Option<&str> {
     let last = path.trim_end_matches('/').rsplit('/').next()?;
-    let last = last
-        .strip_prefix("docker-")
-        .or_else(|| last.strip_prefix("libpod-"))
+    let last = ["docker-", "libpod-", "cri-containerd-"]
+        .iter()
+        .find_map(|p| last.strip_prefix(p))
         .unwrap_or(last);
     let last = last.strip_suffix(".scope").unwrap_or(last);
     (last.len() == 64 && last.bytes().all(|b| b.is_ascii_hexdigit())).then_some(last)
@@ -79,6 +98,9 @@ pub async fn run(daemon: Arc<Daemon>, label: String) {
         return;
     };
     tracing::info!(label = %label, "watch mode: profiling labelled containers");
+    if daemon.config.engine == Some(crate::engine::EngineKind::Containerd) {
+        super::watch_cri::say_how(&daemon.config);
+    }
     let mut sweep = tokio::time::interval(Duration::from_secs(30));
     loop {
         tokio::select! {
@@ -105,6 +127,10 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
         tracer.reject(c.id);
         return;
     };
+    if daemon.config.engine == Some(crate::engine::EngineKind::Containerd) {
+        let cid = cid.to_string();
+        return super::watch_cri::decide(daemon.clone(), c, cid, &label).await;
+    }
     let engine = match daemon.engine().await {
         Ok(e) => e,
         Err(e) => {
@@ -137,9 +163,44 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
         .unwrap_or_else(|| container.image.clone());
     let mut container = container;
     container.image = image_name;
+    let Some((handle, trace)) = adopt(&daemon, &c, &container.image, None) else {
+        return;
+    };
+    tracing::info!(session = %handle.id, container = %container.name, image = %container.image, "watch: profiling");
+    let exited = {
+        let daemon = daemon.clone();
+        let id = container.id.clone();
+        async move {
+            match daemon.engine().await {
+                Ok(e) => {
+                    let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                    let _ = e.wait_exit(&id, far).await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        }
+    };
+    let watched = Watched {
+        name: container.name,
+        image: container.image,
+        pod: None,
+    };
+    profile_container(daemon, handle, trace, watched, exited).await;
+}
+
+/// Registers a watch session for the new cgroup `c` and adopts the cgroup
+/// (its events so far are delivered first); on failure, or once shutdown
+/// has begun, the cgroup is dropped and `None` returned.
+pub(super) fn adopt(
+    daemon: &Arc<Daemon>,
+    c: &NewCgroup,
+    image: &str,
+    pod: Option<&crate::model::PodRef>,
+) -> Option<(Arc<SessionHandle>, crate::tracer::TraceSession)> {
+    let tracer = daemon.tracer().ok()?;
     let req = SessionRequest {
         kind: SessionKind::Watch,
-        image: container.image.clone(),
+        image: image.to_string(),
         detach: true,
         ..Default::default()
     };
@@ -148,36 +209,50 @@ async fn decide(daemon: Arc<Daemon>, c: NewCgroup, label: String) {
         Err(e) => {
             tracing::warn!("watch: {}", e.message);
             tracer.reject(c.id);
-            return;
+            return None;
         }
     };
+    if let Some(pod) = pod {
+        let mut info = handle.info();
+        info.pod = Some(pod.clone());
+        handle.set_info(info);
+    }
     // Never adopt once shutdown has begun: the check and the adoption are
     // one step, so shutdown sees either no adopted cgroup or a session it
     // owns and cancels.
-    let adopted = daemon.unless_shutting_down(|| tracer.adopt(&c, &handle.id));
-    let trace = match adopted {
+    match daemon.unless_shutting_down(|| tracer.adopt(c, &handle.id)) {
         None => {
             tracer.reject(c.id);
             daemon.unregister(&handle);
-            return;
+            None
         }
-        Some(Ok(t)) => t,
+        Some(Ok(t)) => Some((handle, t)),
         Some(Err(e)) => {
             tracing::warn!("watch: cannot adopt {}: {e}", c.path);
             tracer.reject(c.id);
             daemon.unregister(&handle);
-            return;
+            None
         }
-    };
-    tracing::info!(session = %handle.id, container = %container.name, image = %container.image, "watch: profiling");
-    profile_container(daemon, handle, trace, container).await;
+    }
 }
 
-async fn profile_container(
+/// The container a watch session follows, as its runtime names it.
+pub(super) struct Watched {
+    pub name: String,
+    /// The image as people name it (a tag where it has one).
+    pub image: String,
+    /// The Kubernetes pod and container, on a CRI node.
+    pub pod: Option<crate::model::PodRef>,
+}
+
+/// Follows an adopted container until `exited` (or a cancel), then writes
+/// its profile.
+pub(super) async fn profile_container(
     daemon: Arc<Daemon>,
     handle: Arc<SessionHandle>,
     mut trace: crate::tracer::TraceSession,
-    container: crate::engine::ContainerInfo,
+    container: Watched,
+    exited: impl std::future::Future<Output = ()>,
 ) {
     let dir = daemon.session_dir(&handle.id);
     let scratch = daemon.scratch_dir(&handle.id);
@@ -195,29 +270,24 @@ async fn profile_container(
         id: handle.id.clone(),
         kind: SessionKind::Watch,
         image: container.image.clone(),
+        pod: container.pod.clone(),
         started: unix_now(),
         ..Default::default()
     };
     handle.emit(Progress::Note {
-        message: format!(
-            "profiling container {} ({})",
-            container.name, container.image
-        ),
+        message: match &container.pod {
+            Some(pod) => format!("profiling {pod} ({})", container.image),
+            None => format!(
+                "profiling container {} ({})",
+                container.name, container.image
+            ),
+        },
     });
     handle.emit(Progress::PhaseStarted {
         phase: Phase::Probe,
     });
     let t = Instant::now();
     // The app runs as long as its owner wants: wait for its exit, or a cancel.
-    let exited = async {
-        match daemon.engine().await {
-            Ok(e) => {
-                let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                let _ = e.wait_exit(&container.id, far).await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
     tokio::select! {
         _ = exited => {}
         _ = handle.cancel.cancelled() => {}
@@ -342,8 +412,53 @@ mod tests {
             Some(id.as_str())
         );
         assert_eq!(container_id("/libpod_parent/conmon"), None);
+        // kubelet's layouts: containers have ids, pods and QoS classes none.
+        assert_eq!(
+            container_id(&format!("/kubepods/pod0b1c-22/{id}")),
+            Some(id.as_str())
+        );
+        let slice =
+            "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b1c_22.slice";
+        assert_eq!(
+            container_id(&format!("{slice}/cri-containerd-{id}.scope")),
+            Some(id.as_str())
+        );
+        for pod_level in [
+            "/kubepods/besteffort",
+            "/kubepods/burstable/pod0b1c-22",
+            "/kubepods/pod0b1c-22",
+            "/kubepods.slice/kubepods-burstable.slice",
+            slice,
+        ] {
+            assert_eq!(container_id(pod_level), None, "{pod_level}");
+        }
         assert_eq!(container_id("/docker/notanid"), None);
         assert_eq!(container_id("/docker"), None);
+    }
+
+    #[test]
+    fn kube_layouts_are_watched() {
+        let id = "b".repeat(64);
+        let watched = |p: &str| DEFAULT_PREFIXES.iter().any(|w| p.starts_with(w));
+        for p in [
+            format!("/kubepods/besteffort/pod0b1c-22/{id}"),
+            format!("/kubepods/pod0b1c-22/{id}"),
+            format!(
+                "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0b1c_22.slice/cri-containerd-{id}.scope"
+            ),
+            format!("/kubepods.slice/kubepods-pod0b1c_22.slice/cri-containerd-{id}.scope"),
+        ] {
+            assert!(watched(&p), "{p}");
+        }
+        // The roots themselves, and look-alikes, are not.
+        for p in [
+            "/kubepods",
+            "/kubepods.slice",
+            "/kubepodsx/a",
+            "/system.slice/containerd.service",
+        ] {
+            assert!(!watched(p), "{p}");
+        }
     }
 
     #[test]

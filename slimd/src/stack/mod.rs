@@ -198,6 +198,7 @@ fn service_request(stack: &SessionRequest, svc: &ServiceSpec) -> SessionRequest 
         from_profile: None,
         // Checked against the caller when the stack started.
         vuln_db: stack.vuln_db.clone(),
+        oci_output: None,
         compose: None,
     }
 }

@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, default_value = crate::session::watcher::DEFAULT_LABEL, value_name = "KEY=VALUE", global = true)]
     pub watch_label: String,
     /// cgroup2 path prefixes of the runtime's containers (repeatable;
-    /// default: Docker's cgroupfs and systemd layouts).
+    /// default: Docker's, Podman's and kubelet's cgroupfs and systemd layouts).
     #[arg(long, value_name = "PREFIX", global = true)]
     pub watch_prefix: Vec<String>,
 }

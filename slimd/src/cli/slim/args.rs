@@ -94,6 +94,10 @@ pub struct BuildArgs {
     /// Replace an existing target tag.
     #[arg(long)]
     pub force: bool,
+    /// Write the slim image as an OCI image-layout archive at PATH (on the
+    /// daemon's host) instead of loading it into the engine: `oci:PATH`.
+    #[arg(long, value_name = "oci:PATH", conflicts_with = "compose")]
+    pub output: Option<String>,
 
     /// GET / and crawl on exposed ports.
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
@@ -523,6 +527,7 @@ impl BuildArgs {
             verify_seccomp: self.verify_seccomp && kind == SessionKind::Build,
             detach: self.detach,
             from_profile: self.from_profile.clone(),
+            oci_output: self.output.as_deref().map(oci_output_path).transpose()?,
             compose: self.compose_request()?,
             // The daemon reads it: an absolute path, checked here first.
             vuln_db: self
@@ -536,9 +541,46 @@ impl BuildArgs {
     }
 }
 
+/// `--output oci:PATH` as an absolute path (relative to the client's
+/// directory, which the daemon need not share), its directory canonical.
+fn oci_output_path(spec: &str) -> Result<PathBuf, String> {
+    let path = spec
+        .strip_prefix("oci:")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            format!("--output {spec}: give oci:PATH (an OCI image-layout archive to write)")
+        })?;
+    let path = Path::new(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("--output {spec}: PATH names no file"))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir)
+        .map_err(|e| format!("--output {spec}: {}: {e}", dir.display()))?;
+    Ok(dir.join(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oci_output_paths() {
+        let tmp = std::env::temp_dir().canonicalize().unwrap();
+        let spec = format!("oci:{}/slim.tar", tmp.display());
+        assert_eq!(oci_output_path(&spec).unwrap(), tmp.join("slim.tar"));
+        for bad in [
+            "slim.tar",
+            "oci:",
+            "docker:x",
+            "oci:/nonexistent-dir-x/a.tar",
+        ] {
+            assert!(oci_output_path(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn command_words_accept_json_and_lines() {

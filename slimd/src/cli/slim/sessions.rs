@@ -28,13 +28,14 @@ pub(super) async fn sessions(client: &Client, json: bool) -> Result<ExitCode, Fa
     );
     for s in list {
         println!(
-            "{:<22} {:<8} {:<12} {:<10} {}{}",
+            "{:<22} {:<8} {:<12} {:<10} {}{}{}",
             s.id,
             format!("{:?}", s.kind).to_lowercase(),
             s.state,
             s.phase.map(Phase::name).unwrap_or("-"),
             s.image,
-            s.target.map(|t| format!(" -> {t}")).unwrap_or_default()
+            s.target.map(|t| format!(" -> {t}")).unwrap_or_default(),
+            s.pod.map(|p| format!("  ({p})")).unwrap_or_default()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -51,6 +51,25 @@ pub(super) async fn status(client: &Client, json: bool) -> Result<ExitCode, Fail
         _ => println!("engine     unknown"),
     }
     println!("sessions   {} running", s.sessions_running);
+    // Containers watch mode follows now (a pod's, on a CRI node).
+    if s.sessions_running > 0
+        && let Ok(list) = client.sessions().await
+    {
+        for w in list
+            .iter()
+            .filter(|w| w.kind == crate::api::types::SessionKind::Watch && w.state == "running")
+        {
+            println!(
+                "watching   {} {}{}",
+                w.id,
+                w.image,
+                w.pod
+                    .as_ref()
+                    .map(|p| format!("  ({p})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
     println!("state      {}", s.state_dir);
     Ok(ExitCode::from(
         if s.tracer_error.is_some() || s.engine.is_none() {
