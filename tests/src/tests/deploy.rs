@@ -319,13 +319,22 @@ fn daemonset_runs_on_build_nodes_with_host_access() -> Result<()> {
         "/sys/kernel/tracing",
         "/sys/fs/bpf",
         "/proc",
-        "/var/run/docker.sock",
         "/run/containerd",
         "/var/lib/slimd",
     ] {
         assert!(host_paths.contains(&p), "no hostPath {p}: {host_paths:?}");
     }
     let c = &pod["containers"][0];
+    let command: Vec<&str> = c["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        command.windows(2).any(|w| w == ["--engine", "containerd"]),
+        "Kubernetes nodes run containerd: {command:?}"
+    );
     assert!(c["resources"]["requests"]["memory"].is_string());
     assert!(c["resources"]["limits"]["memory"].is_string());
     assert!(c["livenessProbe"]["exec"]["command"].is_sequence());

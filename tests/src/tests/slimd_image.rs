@@ -6,8 +6,10 @@
 //! that container (as `kubectl exec` does). In watch mode it profiles a
 //! labelled container from its first instruction, leaves an unlabelled one
 //! alone, and builds a slim image from the profile that serves like the
-//! original. The engine here is Docker (the image's daemon drives it
-//! through the mounted socket); no kubelet runs on this machine.
+//! original. The engine here is Docker: the manifest's variant for a
+//! Docker node (`--engine docker` for its `--engine containerd`, and the
+//! host's Docker socket mounted, as its comment says); tests::cri runs the
+//! manifest as it is under containerd. No kubelet runs on this machine.
 
 use std::{
     path::{Path, PathBuf},
@@ -162,7 +164,23 @@ fn container_run_args(
         run.extend(["-v".into(), format!("{host}:{target}{ro}")]);
     }
     run.push(image.to_string());
-    run.extend(args.iter().cloned());
+    // The Docker node's variant of the manifest (see its comment).
+    let mut args = args.to_vec();
+    if let Some(w) = args
+        .windows(2)
+        .position(|w| w == ["--engine", "containerd"])
+    {
+        args[w + 1] = "docker".into();
+        let at = run.len() - 1;
+        run.splice(
+            at..at,
+            [
+                "-v".to_string(),
+                "/var/run/docker.sock:/var/run/docker.sock".to_string(),
+            ],
+        );
+    }
+    run.extend(args);
     // A cgroup root of its own, so it never meets another daemon's.
     run.extend(["--cgroup-root".into(), CGROUP_ROOT.into()]);
     Ok(run)
