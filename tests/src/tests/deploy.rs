@@ -241,7 +241,10 @@ fn schema_validator_rejects_broken_manifests() -> Result<()> {
             "wrong-type",
             ds.replace("periodSeconds: 30", "periodSeconds: \"30\""),
         ),
-        ("bad-enum", ds.replace("type: Socket", "type: UnixSocket")),
+        (
+            "bad-enum",
+            ds.replace("type: DirectoryOrCreate", "type: DirectoryOrMake"),
+        ),
         (
             "duplicate-key",
             ds.replace("hostPID: true\n", "hostPID: true\n      hostPID: false\n"),
