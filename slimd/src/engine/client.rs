@@ -247,9 +247,32 @@ impl Engine {
     /// Stops a container: its stop signal (or `signal`), SIGKILL after
     /// `grace`. Stopping a stopped container is not an error.
     pub async fn stop(&self, id: &str, signal: Option<&str>, grace: Duration) -> Result<()> {
-        match &self.inner {
-            Inner::Docker(d) => d.stop(id, signal, grace).await,
-            Inner::Containerd(c) => c.stop(id, signal, grace).await,
+        let signal = match (&self.inner, signal) {
+            (_, Some(s)) => s.to_string(),
+            // Docker knows the container's stop signal (API 1.41 has no
+            // parameter for another one).
+            (Inner::Docker(d), None) => return d.stop_default(id, grace).await,
+            (Inner::Containerd(c), None) => c.stop_signal(id).await?,
+        };
+        match self.kill(id, &signal).await {
+            Ok(()) => {}
+            Err(EngineError::ContainerNotRunning(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        if self.wait_exit(id, Instant::now() + grace).await?.is_some() {
+            return Ok(());
+        }
+        match self.kill(id, "SIGKILL").await {
+            Ok(()) | Err(EngineError::ContainerNotRunning(_)) => {}
+            Err(e) => return Err(e),
+        }
+        const KILLED_WITHIN: Duration = Duration::from_secs(10);
+        match self.wait_exit(id, Instant::now() + KILLED_WITHIN).await? {
+            Some(_) => Ok(()),
+            None => Err(EngineError::Timeout {
+                op: "container stop (SIGKILL)",
+                secs: KILLED_WITHIN.as_secs_f64(),
+            }),
         }
     }
 

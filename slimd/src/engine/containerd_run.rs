@@ -413,44 +413,18 @@ impl ContainerdEngine {
             .map_err(about("container kill", id))
     }
 
-    /// Stops a container: `signal` (or its stop signal, or SIGTERM), then
-    /// SIGKILL after `grace`. Stopping a stopped container is not an error.
-    pub async fn stop(&self, id: &str, signal: Option<&str>, grace: Duration) -> Result<()> {
-        let stop_signal = match signal {
-            Some(s) => s.to_string(),
-            None => self
-                .cd
-                .container(id)
-                .await
-                .map_err(about("container stop", id))?
-                .labels
-                .get("io.containerd.image.config.stop-signal")
-                .cloned()
-                .unwrap_or_else(|| "SIGTERM".into()),
-        };
-        match self.kill(id, &stop_signal).await {
-            Ok(()) => {}
-            Err(EngineError::ContainerNotRunning(_)) => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        if self.wait_exit(id, Instant::now() + grace).await?.is_some() {
-            return Ok(());
-        }
-        match self.kill(id, "SIGKILL").await {
-            Ok(()) | Err(EngineError::ContainerNotRunning(_)) => {}
-            Err(e) => return Err(e),
-        }
-        let secs = 10;
-        match self
-            .wait_exit(id, Instant::now() + Duration::from_secs(secs))
-            .await?
-        {
-            Some(_) => Ok(()),
-            None => Err(EngineError::Timeout {
-                op: "container stop (SIGKILL)",
-                secs: secs as f64,
-            }),
-        }
+    /// The signal that stops a container: its image's `StopSignal`
+    /// (recorded as a label on the container), or SIGTERM.
+    pub async fn stop_signal(&self, id: &str) -> Result<String> {
+        Ok(self
+            .cd
+            .container(id)
+            .await
+            .map_err(about("container stop", id))?
+            .labels
+            .get("io.containerd.image.config.stop-signal")
+            .cloned()
+            .unwrap_or_else(|| "SIGTERM".into()))
     }
 
     /// Removes the container: its task (killed first with `force`), its

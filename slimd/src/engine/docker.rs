@@ -365,52 +365,22 @@ impl DockerApi {
         }
     }
 
-    /// Stops a container. Without `signal` the engine sends the container's
-    /// stop signal and SIGKILL after `grace`; with one (API 1.41 has no stop
-    /// signal parameter) slimd sends it, waits `grace`, then SIGKILL.
-    /// Stopping a stopped container is not an error.
-    pub async fn stop(&self, id: &str, signal: Option<&str>, grace: Duration) -> Result<()> {
-        match signal {
-            None => {
-                let docker = self
-                    .docker
-                    .clone()
-                    .with_timeout(grace + Duration::from_secs(30));
-                let opts = StopContainerOptions {
-                    signal: None,
-                    t: Some(grace.as_secs_f64().ceil() as i32),
-                };
-                docker
-                    .stop_container(id, Some(opts))
-                    .await
-                    .map_err(self.err("container stop", Subject::Container(id)))
-            }
-            Some(sig) => {
-                match self.kill(id, sig).await {
-                    Ok(()) => {}
-                    Err(EngineError::ContainerNotRunning(_)) => return Ok(()),
-                    Err(e) => return Err(e),
-                }
-                if self.wait_exit(id, Instant::now() + grace).await?.is_some() {
-                    return Ok(());
-                }
-                match self.kill(id, "SIGKILL").await {
-                    Ok(()) | Err(EngineError::ContainerNotRunning(_)) => {}
-                    Err(e) => return Err(e),
-                }
-                let secs = 10;
-                match self
-                    .wait_exit(id, Instant::now() + Duration::from_secs(secs))
-                    .await?
-                {
-                    Some(_) => Ok(()),
-                    None => Err(EngineError::Timeout {
-                        op: "container stop (SIGKILL)",
-                        secs: secs as f64,
-                    }),
-                }
-            }
-        }
+    /// Stops a container with its own stop signal, the engine's way:
+    /// SIGKILL after `grace` (a signal of slimd's choosing goes through
+    /// `Engine::stop`). Stopping a stopped container is not an error.
+    pub async fn stop_default(&self, id: &str, grace: Duration) -> Result<()> {
+        let docker = self
+            .docker
+            .clone()
+            .with_timeout(grace + Duration::from_secs(30));
+        let opts = StopContainerOptions {
+            signal: None,
+            t: Some(grace.as_secs_f64().ceil() as i32),
+        };
+        docker
+            .stop_container(id, Some(opts))
+            .await
+            .map_err(self.err("container stop", Subject::Container(id)))
     }
 
     /// Sends `signal` (`SIGKILL`, `SIGTERM`, `9`, ...);
