@@ -10,7 +10,7 @@ use containerd_client::services::v1::images_client::ImagesClient;
 use containerd_client::services::v1::snapshots::UsageRequest;
 use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
 use containerd_client::services::v1::{
-    CreateImageRequest, DeleteImageRequest, Image, ListImagesRequest, UpdateImageRequest,
+    CreateImageRequest, DeleteImageRequest, ListImagesRequest, UpdateImageRequest,
 };
 use containerd_client::tonic::Code;
 
@@ -89,18 +89,7 @@ impl Containerd {
     /// Points the record `name` at `target`, creating it or moving it;
     /// whether a record of that name was there before.
     pub async fn name_image(&self, name: &str, target: &Descriptor) -> Result<bool> {
-        let image = Image {
-            name: name.into(),
-            labels: Default::default(),
-            target: Some(containerd_client::types::Descriptor {
-                media_type: target.media_type.clone(),
-                digest: target.digest.clone(),
-                size: i64::try_from(target.size).unwrap_or(i64::MAX),
-                annotations: Default::default(),
-            }),
-            created_at: None,
-            updated_at: None,
-        };
+        let image = super::write::image_record(name, target);
         let mut images = ImagesClient::new(self.channel());
         let create = CreateImageRequest {
             image: Some(image.clone()),

@@ -271,18 +271,7 @@ impl Containerd {
         exists: bool,
         lease: &str,
     ) -> Result<()> {
-        let image = Image {
-            name: name.into(),
-            labels: Default::default(),
-            target: Some(containerd_client::types::Descriptor {
-                media_type: target.media_type.clone(),
-                digest: target.digest.clone(),
-                size: i64::try_from(target.size).unwrap_or(i64::MAX),
-                annotations: Default::default(),
-            }),
-            created_at: None,
-            updated_at: None,
-        };
+        let image = image_record(name, target);
         let mut images = ImagesClient::new(self.channel());
         if exists {
             let req = UpdateImageRequest {
@@ -447,6 +436,22 @@ pub fn unpack_layout<R: Read>(input: R, dest: &Path, shown: &Path) -> Result<()>
         ));
     }
     Ok(())
+}
+
+/// containerd's record of the image `name`, pointing at `target`.
+pub(crate) fn image_record(name: &str, target: &Descriptor) -> Image {
+    Image {
+        name: name.into(),
+        labels: Default::default(),
+        target: Some(containerd_client::types::Descriptor {
+            media_type: target.media_type.clone(),
+            digest: target.digest.clone(),
+            size: i64::try_from(target.size).unwrap_or(i64::MAX),
+            annotations: Default::default(),
+        }),
+        created_at: None,
+        updated_at: None,
+    }
 }
 
 #[cfg(test)]

@@ -694,16 +694,7 @@ pub(crate) async fn write_and_load(
         let selection = selection.clone();
         let archive = archive.clone();
         let scratch = ctx.scratch.clone();
-        let mut opts = WriteOptions {
-            tag: Some(target.clone()),
-            created_by: format!(
-                "slimd build {} (session {})",
-                ctx.report.image, ctx.handle.id
-            ),
-            ..Default::default()
-        };
-        opts.labels
-            .insert("dev.slimd.source-image".into(), info.id.clone());
+        let opts = slim_write_options(ctx, info, &target);
         tokio::task::spawn_blocking(move || {
             let file = std::fs::File::create(&archive).map_err(SessionError::WriteIo)?;
             let out = std::io::BufWriter::with_capacity(1 << 20, file);
@@ -748,6 +739,22 @@ pub(crate) async fn write_and_load(
     }))
 }
 
+/// How a build writes its slim image: named `target`, saying which session
+/// made it from which image.
+fn slim_write_options(ctx: &Ctx<'_>, info: &ImageInfo, target: &str) -> WriteOptions {
+    let mut opts = WriteOptions {
+        tag: Some(target.to_string()),
+        created_by: format!(
+            "slimd build {} (session {})",
+            ctx.report.image, ctx.handle.id
+        ),
+        ..Default::default()
+    };
+    opts.labels
+        .insert("dev.slimd.source-image".into(), info.id.clone());
+    opts
+}
+
 /// `--output oci:PATH`: the slim image as an OCI layout archive at `path`,
 /// loaded nowhere (so there is nothing to verify: said so).
 async fn write_oci_output(
@@ -759,16 +766,7 @@ async fn write_oci_output(
     path: &Path,
 ) -> Result<()> {
     let layout = ctx.scratch.join("oci");
-    let mut opts = WriteOptions {
-        tag: Some(target.to_string()),
-        created_by: format!(
-            "slimd build {} (session {})",
-            ctx.report.image, ctx.handle.id
-        ),
-        ..Default::default()
-    };
-    opts.labels
-        .insert("dev.slimd.source-image".into(), info.id.clone());
+    let opts = slim_write_options(ctx, info, target);
     let (written, size) = {
         let (image, selection) = (image.clone(), selection.clone());
         let (layout, path) = (layout.clone(), path.to_path_buf());
