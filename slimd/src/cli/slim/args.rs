@@ -45,7 +45,7 @@ pub enum Command {
     /// --against its slim image, which slimming removed.
     Vuln(VulnArgs),
     /// Load an OCI image layout archive into containerd (--containerd is
-    /// required; a building block until `slim build` writes to containerd).
+    /// required; the writer that builds on containerd use, on its own).
     Load(LoadArgs),
     /// What differs between two images (exit 0 same, 1 different, 2 trouble, 3 not found).
     Diff(DiffArgs),
