@@ -168,6 +168,29 @@ impl Containerd {
         checked(&mut cmd, Duration::from_secs(300))
     }
 
+    /// Saves the Docker image `tag` (through `scratch`, removed after) and
+    /// imports it into [`K8S_NAMESPACE`], unpacked so it can run or as
+    /// blobs only; returns containerd's name of it.
+    pub fn import_docker_image(&self, tag: &str, scratch: &Path, unpack: bool) -> Result<String> {
+        let archive = scratch.join("fixture-save.tar");
+        let path = archive.to_str().context("non-UTF-8 scratch path")?;
+        crate::docker(["save", "-o", path, tag])?;
+        let mut import = vec!["images", "import"];
+        if !unpack {
+            import.push("--no-unpack");
+        }
+        import.push(path);
+        let imported = self.ctr(K8S_NAMESPACE, &import);
+        let _ = std::fs::remove_file(&archive);
+        imported?;
+        let names = self.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
+        names
+            .lines()
+            .find(|n| n.ends_with(tag))
+            .map(str::to_string)
+            .with_context(|| format!("{tag} not among containerd's images: {names}"))
+    }
+
     /// Its log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("containerd.log")).unwrap_or_default()

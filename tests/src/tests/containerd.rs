@@ -16,24 +16,6 @@ use crate::containerd::{Containerd, K8S_NAMESPACE};
 use crate::daemon::{Daemon, failed_with};
 use crate::docker;
 
-/// Saves the Docker image `tag` and imports it into `c`'s `k8s.io`
-/// namespace without unpacking; returns containerd's name of it.
-fn import(d: &Daemon, c: &Containerd, tag: &str) -> Result<String> {
-    let archive = d.dir.join("fixture-save.tar");
-    docker(["save", "-o", archive.to_str().unwrap(), tag])?;
-    c.ctr(
-        K8S_NAMESPACE,
-        &["images", "import", "--no-unpack", archive.to_str().unwrap()],
-    )?;
-    let _ = std::fs::remove_file(&archive);
-    let names = c.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
-    names
-        .lines()
-        .find(|n| n.ends_with(tag))
-        .map(str::to_string)
-        .with_context(|| format!("{tag} not among containerd's images: {names}"))
-}
-
 /// `slim --json ARGS` through the daemon, which must succeed.
 fn slim_json(d: &Daemon, args: &[&str]) -> Result<serde_json::Value> {
     let mut all = vec!["--json"];
@@ -85,7 +67,7 @@ fn xray_through_containerd_matches_docker() -> Result<()> {
     let c = Containerd::start("xray")?;
     let d = Daemon::start("ctd-xray")?;
     let tag = TestImage::PythonApp.ensure()?;
-    let name = import(&d, &c, tag)?;
+    let name = c.import_docker_image(tag, &d.dir, false)?;
     let version = c.ctr(K8S_NAMESPACE, &["version"])?;
     println!(
         "{}",
@@ -233,7 +215,7 @@ fn load_writes_blobs_labels_and_the_image() -> Result<()> {
     let c = Containerd::start("load")?;
     let d = Daemon::start("ctd-load")?;
     let tag = TestImage::CliOneshot.ensure()?;
-    let imported = import(&d, &c, tag)?;
+    let imported = c.import_docker_image(tag, &d.dir, false)?;
     // An OCI image layout archive of it (ctr writes one).
     let archive = d.dir.join("oci.tar");
     c.ctr(

@@ -15,30 +15,11 @@ use anyhow::{Context, Result, ensure};
 
 use crate::containerd::{Containerd, K8S_NAMESPACE};
 use crate::daemon::{Daemon, failed_with};
-use crate::docker;
 use crate::{ServerImage, TestImage};
 
 /// Where the containerd engine keeps its containers' files (slimd's
 /// `engine::containerd::STATE_ROOT`/k8s.io).
 const STATE_DIR: &str = "/run/slimd/containerd/k8s.io";
-
-/// Saves the Docker image `tag` and imports it into `c`'s `k8s.io`,
-/// unpacked (so it can run); returns containerd's name of it.
-fn import(d: &Daemon, c: &Containerd, tag: &str) -> Result<String> {
-    let archive = d.dir.join("fixture-save.tar");
-    docker(["save", "-o", archive.to_str().unwrap(), tag])?;
-    c.ctr(
-        K8S_NAMESPACE,
-        &["images", "import", archive.to_str().unwrap()],
-    )?;
-    let _ = std::fs::remove_file(&archive);
-    let names = c.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
-    names
-        .lines()
-        .find(|n| n.ends_with(tag))
-        .map(str::to_string)
-        .with_context(|| format!("{tag} not among containerd's images: {names}"))
-}
 
 /// A daemon driving the private containerd.
 fn daemon(name: &str, c: &Containerd) -> Result<Daemon> {
@@ -91,7 +72,7 @@ fn build_tag(
     target: &str,
     extra: &[&str],
 ) -> Result<(serde_json::Value, String)> {
-    let name = import(d, c, tag)?;
+    let name = c.import_docker_image(tag, &d.dir, true)?;
     let mut args = vec![name.as_str(), "--tag", target, "--force"];
     args.extend_from_slice(extra);
     let (s, secs) = d.build_verified(&args)?;
@@ -256,7 +237,7 @@ fn daemon_killed_mid_build_leaves_nothing_after_restart() -> Result<()> {
     let c = Containerd::start("crash")?;
     let mut d = daemon("ctd-crash", &c)?;
     let tag = TestImage::StaticServer.ensure()?;
-    let name = import(&d, &c, tag)?;
+    let name = c.import_docker_image(tag, &d.dir, true)?;
     let mut client = d.slim_spawn(&[
         "--json",
         "build",
@@ -305,7 +286,7 @@ fn compose_stack_is_refused_on_containerd() -> Result<()> {
     let c = Containerd::start("compose")?;
     let d = daemon("ctd-compose", &c)?;
     let tag = TestImage::StaticServer.ensure()?;
-    let name = import(&d, &c, tag)?;
+    let name = c.import_docker_image(tag, &d.dir, true)?;
     let dir = tempfile::tempdir()?;
     let file = dir.path().join("compose.yml");
     std::fs::write(
@@ -333,7 +314,7 @@ fn engine_calls_on_containerd_match_docker() -> Result<()> {
     let c = Containerd::start("engine")?;
     let d = daemon("ctd-engine", &c)?;
     let tag = TestImage::ShellEntrypoint.ensure()?;
-    let name = import(&d, &c, tag)?;
+    let name = c.import_docker_image(tag, &d.dir, true)?;
     let socket = c.socket.clone();
     tokio::runtime::Runtime::new()?.block_on(async {
         let engine =

@@ -19,25 +19,6 @@ use crate::daemon::Daemon;
 use crate::kubelet::{self, ContainerSpec, Kubelet};
 use crate::{TestImage, docker, http_get};
 
-/// Saves the Docker image `tag` and imports it into `c`'s `k8s.io`
-/// namespace, unpacked (as a pull on a node leaves it); returns
-/// containerd's name of it.
-fn import(c: &Containerd, scratch: &std::path::Path, tag: &str) -> Result<String> {
-    let archive = scratch.join("import.tar");
-    docker(["save", "-o", archive.to_str().unwrap(), tag])?;
-    c.ctr(
-        K8S_NAMESPACE,
-        &["images", "import", archive.to_str().unwrap()],
-    )?;
-    let _ = std::fs::remove_file(&archive);
-    let names = c.ctr(K8S_NAMESPACE, &["images", "ls", "-q"])?;
-    names
-        .lines()
-        .find(|n| n.ends_with(tag))
-        .map(str::to_string)
-        .with_context(|| format!("{tag} not among containerd's images: {names}"))
-}
-
 /// A TCP port nobody listens on now (the pods share the node's network).
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
@@ -104,9 +85,9 @@ fn annotated_pods_are_profiled_and_built_from_on_containerd() -> Result<()> {
             c.address(),
         ],
     )?;
-    let pause = import(&c, &d.dir, pause_tag)?;
+    let pause = c.import_docker_image(pause_tag, &d.dir, true)?;
     ensure!(pause == kubelet::PAUSE_NAME, "pause image named {pause}");
-    let app = import(&c, &d.dir, app_tag)?;
+    let app = c.import_docker_image(app_tag, &d.dir, true)?;
     // Declared after the containerd and the daemon: dropped first, so its
     // pods are removed while containerd still runs.
     let mut k = Kubelet::connect(&c.socket, &d.dir.join("pods"))?;
@@ -421,9 +402,9 @@ fn the_daemonset_profiles_annotated_pods_under_containerd() -> Result<()> {
     // The node's socket name, in the private containerd's directory.
     std::os::unix::fs::symlink("c.sock", c.dir.join("containerd.sock"))?;
     let dir = tempfile::tempdir()?;
-    let pause = import(&c, dir.path(), pause_tag)?;
-    let app = import(&c, dir.path(), app_tag)?;
-    let slimd_image = import(&c, dir.path(), &image_tag)?;
+    let pause = c.import_docker_image(pause_tag, dir.path(), true)?;
+    let app = c.import_docker_image(app_tag, dir.path(), true)?;
+    let slimd_image = c.import_docker_image(&image_tag, dir.path(), true)?;
     let mut k = Kubelet::connect(&c.socket, &dir.path().join("pods"))?;
     for i in [&pause, &app, &slimd_image] {
         k.wait_image(i)?;
