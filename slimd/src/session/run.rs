@@ -717,15 +717,7 @@ pub(crate) async fn write_and_load(
     ctx.engine.load_image_file(&archive).await?;
     let slim_info = ctx.engine.inspect_image(&target).await?;
     ctx.report.target_id = Some(slim_info.id.clone());
-    if let Some(sizes) = ctx.report.sizes.as_mut() {
-        sizes.original_bytes = info.size;
-        sizes.slim_bytes = slim_info.size;
-        sizes.reduction_percent = if info.size > 0 {
-            100.0 * (1.0 - slim_info.size as f64 / info.size as f64)
-        } else {
-            0.0
-        };
-    }
+    record_sizes(ctx, info.size, slim_info.size);
     let _ = std::fs::remove_file(&archive);
     write_sboms(ctx, &target, &slim_info.id, sbom_input).await;
     ctx.done(Some(format!(
@@ -737,6 +729,19 @@ pub(crate) async fn write_and_load(
         slim_info,
         hardening,
     }))
+}
+
+/// The report's original and slim sizes, and the reduction between them.
+fn record_sizes(ctx: &mut Ctx<'_>, original: u64, slim: u64) {
+    if let Some(sizes) = ctx.report.sizes.as_mut() {
+        sizes.original_bytes = original;
+        sizes.slim_bytes = slim;
+        sizes.reduction_percent = if original > 0 {
+            100.0 * (1.0 - slim as f64 / original as f64)
+        } else {
+            0.0
+        };
+    }
 }
 
 /// How a build writes its slim image: named `target`, saying which session
@@ -785,15 +790,7 @@ async fn write_oci_output(
     let shown = format!("{}{}", super::oci_output::SCHEME, path.display());
     ctx.report.target = Some(shown.clone());
     ctx.report.target_id = Some(written.image_id.clone());
-    if let Some(sizes) = ctx.report.sizes.as_mut() {
-        sizes.original_bytes = info.size;
-        sizes.slim_bytes = written.layer_size;
-        sizes.reduction_percent = if info.size > 0 {
-            100.0 * (1.0 - written.layer_size as f64 / info.size as f64)
-        } else {
-            0.0
-        };
-    }
+    record_sizes(ctx, info.size, written.layer_size);
     ctx.done(Some(format!(
         "{} entries, {} in one layer",
         written.entry_count,
